@@ -101,10 +101,11 @@ def check_sequence_inputs(fn, x, states, W, U, b, gates, b_shape_fn=None):
     return out
 
 
-def check_upstream(fn, name, d, expected, meaning):
+def check_upstream(fn, name, d, expected, meaning, dtype=None):
+    """Check an upstream gradient; cast it to `dtype` (the forward pass's) so all gradients come out in that dtype."""
     d = as_float_array(fn, name, d)
     check_shape(fn, name, d, expected, meaning)
-    return d
+    return d if dtype is None else d.astype(dtype, copy=False)
 
 
 def check_truncate(fn, truncate, T):

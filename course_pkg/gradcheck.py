@@ -26,8 +26,9 @@ def numerical_gradient(f, inputs, name, douts, eps=1e-6):
     `inputs` is a dict of float64 arrays; inputs[name] is perturbed in place and restored.
     """
     p = inputs[name]
-    if p.dtype != np.float64:
-        raise TypeError(f"numerical_gradient: input '{name}' must be float64 for a meaningful check; got {p.dtype}")
+    if not isinstance(p, np.ndarray) or p.dtype != np.float64:
+        got = p.dtype if isinstance(p, np.ndarray) else type(p).__name__
+        raise TypeError(f"numerical_gradient: input '{name}' must be float64 for a meaningful check; got {got}")
     grad = np.zeros_like(p)
     it = np.nditer(p, flags=["multi_index"])
     for _ in it:
@@ -81,15 +82,37 @@ def gradcheck(f, inputs, analytic, douts, eps=1e-6, tol=1e-7):
     f(**inputs) returns an array or a tuple of arrays; douts holds one upstream gradient per output; analytic maps
     each input name to the gradient the backward pass computed. Returns a GradcheckReport (print it, or check
     report.passed).
+
+    Inputs that are arrays are checked in float64 (converted); other inputs (reset_after=...) go to f unchanged and
+    cannot be differentiated. The analytic gradients must be float64 and shaped like their inputs, and each upstream
+    gradient shaped like its output; anything else raises a TypeError or ValueError saying which.
     """
     inputs = {k: np.array(v, dtype=np.float64) if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
     douts = tuple(np.asarray(d, dtype=np.float64) for d in _as_tuple(douts))
+    outputs = _as_tuple(f(**inputs))
+    if len(douts) > len(outputs):
+        raise ValueError(f"gradcheck: {len(douts)} upstream gradients (douts) for {len(outputs)} output(s) of f")
+    for k, (y, dy) in enumerate(zip(outputs, douts)):
+        if np.shape(y) != dy.shape:  # <y, dy> would broadcast silently
+            raise ValueError(f"gradcheck: douts[{k}] has shape {dy.shape}; output {k} of f has shape {np.shape(y)}")
     errors = {}
     for name, grad in analytic.items():
         if name not in inputs:
             raise KeyError(f"gradcheck: analytic gradient for '{name}', which is not among the inputs {list(inputs)}")
+        if not isinstance(inputs[name], np.ndarray):
+            raise TypeError(
+                f"gradcheck: input '{name}' must be a float64 array to be differentiated; "
+                f"got {type(inputs[name]).__name__}"
+            )
+        if np.shape(grad) != inputs[name].shape:
+            raise ValueError(
+                f"gradcheck: gradient for '{name}' has shape {np.shape(grad)}; the input has {inputs[name].shape}"
+            )
+        if np.asarray(grad).dtype != np.float64:
+            raise TypeError(
+                f"gradcheck: analytic gradient for '{name}' must be float64 (a float32 backward pass cannot meet "
+                f"tolerance {tol:.0e}: run the forward and backward passes in float64); got {np.asarray(grad).dtype}"
+            )
         num = numerical_gradient(f, inputs, name, douts, eps)
-        if np.shape(grad) != num.shape:
-            raise ValueError(f"gradcheck: gradient for '{name}' has shape {np.shape(grad)}; the input has {num.shape}")
         errors[name] = relative_error(grad, num)
     return GradcheckReport(errors, tol)

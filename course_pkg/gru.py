@@ -135,7 +135,8 @@ def gru_step_backward(dh_t, cache):
 
     dh_t (B, H). Returns dx_t (B, D), dh_prev (B, H), dW (D, 3H), dU (H, 3H), db (shape of b).
     """
-    dh_t = _checks.check_upstream("gru_step_backward", "dh_t", dh_t, cache["h_t"].shape, "(B, H)")
+    h_t = cache["h_t"]
+    dh_t = _checks.check_upstream("gru_step_backward", "dh_t", dh_t, h_t.shape, "(B, H)", h_t.dtype)
     da_x = np.empty_like(cache["gates"])
     da_h = np.empty_like(da_x)
     ra = cache["reset_after"]
@@ -180,7 +181,7 @@ def gru_backward(dh, cache, truncate=None):
     """
     hs, G, aux, U, ra = cache["hs"], cache["gates"], cache["aux"], cache["U"], cache["reset_after"]
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    dh = _checks.check_upstream("gru_backward", "dh", dh, (B, T, H), "(B, T, H)")
+    dh = _checks.check_upstream("gru_backward", "dh", dh, (B, T, H), "(B, T, H)", hs.dtype)
     k = _checks.check_truncate("gru_backward", truncate, T)
     dAx = np.empty_like(G)
     dAh = np.empty_like(G)

@@ -84,8 +84,8 @@ def lstm_step_backward(dh_t, dc_t, cache):
     Returns dx_t (B, D), dh_prev (B, H), dc_prev (B, H), dW (D, 4H), dU (H, 4H), db (4H,).
     """
     shape = cache["c_t"].shape
-    dh_t = _checks.check_upstream("lstm_step_backward", "dh_t", dh_t, shape, "(B, H)")
-    dc_t = _checks.check_upstream("lstm_step_backward", "dc_t", dc_t, shape, "(B, H)")
+    dh_t = _checks.check_upstream("lstm_step_backward", "dh_t", dh_t, shape, "(B, H)", cache["c_t"].dtype)
+    dc_t = _checks.check_upstream("lstm_step_backward", "dc_t", dc_t, shape, "(B, H)", cache["c_t"].dtype)
     da = np.empty_like(cache["gates"])
     dc_prev = _cell_backward(dh_t, dc_t, cache["gates"], cache["c_prev"], cache["tanh_c"], da)
     dh_prev = da @ cache["U"].T
@@ -140,7 +140,7 @@ def lstm_backward(dh, cache, truncate=None):
     """
     hs, cs, A, U = cache["hs"], cache["cs"], cache["gates"], cache["U"]
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    dh = _checks.check_upstream("lstm_backward", "dh", dh, (B, T, H), "(B, T, H)")
+    dh = _checks.check_upstream("lstm_backward", "dh", dh, (B, T, H), "(B, T, H)", hs.dtype)
     k = _checks.check_truncate("lstm_backward", truncate, T)
     dA = np.empty_like(A)
     dh_carry = np.zeros((B, H), dtype=hs.dtype)

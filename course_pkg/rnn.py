@@ -43,7 +43,7 @@ def rnn_step_backward(dh_t, cache):
     Returns dx_t (B, D), dh_prev (B, H), dW (D, H), dU (H, H), db (H,).
     """
     h_t = cache["h_t"]
-    dh_t = _checks.check_upstream("rnn_step_backward", "dh_t", dh_t, h_t.shape, "(B, H)")
+    dh_t = _checks.check_upstream("rnn_step_backward", "dh_t", dh_t, h_t.shape, "(B, H)", h_t.dtype)
     da = _da(dh_t, h_t)
     dh_prev = da @ cache["U"].T
     dx_t, dW, dU, db = affine_backward(cache["x_t"], cache["h_prev"], da, cache["W"])
@@ -86,7 +86,7 @@ def rnn_backward(dh, cache, truncate=None):
     """
     hs, xs, U = cache["hs"], cache["xs"], cache["U"]
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    dh = _checks.check_upstream("rnn_backward", "dh", dh, (B, T, H), "(B, T, H)")
+    dh = _checks.check_upstream("rnn_backward", "dh", dh, (B, T, H), "(B, T, H)", hs.dtype)
     k = _checks.check_truncate("rnn_backward", truncate, T)
     dA = np.empty((T, B, H), dtype=hs.dtype)
     carry = np.zeros((B, H), dtype=hs.dtype)  # dL/dh_t arriving from step t + 1
