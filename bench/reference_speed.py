@@ -26,14 +26,21 @@ from course_pkg.init import init_gru, init_lstm, init_rnn  # noqa: E402
 
 
 def median_ms(fn, repeats, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
+    return interleaved_medians_ms([fn], repeats, warmup)[0]
+
+
+def interleaved_medians_ms(fns, repeats, warmup=2):
+    """Median time of each function, the functions taking turns so that all see the same machine load."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [1e3 * statistics.median(ts) for ts in times]
 
 
 def numpy_cases(x, H, rng):
@@ -104,7 +111,7 @@ def main():
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--input", type=int, default=32)
     p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--repeats", type=int, default=21)
     args = p.parse_args()
     B, T, D, H = args.batch, args.steps, args.input, args.hidden
     rng = np.random.default_rng(0)
@@ -113,7 +120,7 @@ def main():
     ours = numpy_cases(x, H, rng)
     theirs = keras_cases(x, H, rng)
     gflops = matmul_gflops(args.repeats)
-    print(f"B={B} T={T} D={D} H={H} float32, median of {args.repeats} runs; ratio = course_pkg / keras")
+    print(f"B={B} T={T} D={D} H={H} float32, median of {args.repeats} runs, taking turns; ratio = course_pkg / keras")
     print(f"float32 1024x1024 matmul: {gflops:.0f} GFLOP/s")
     header = f"{'cell':<10} {'pass':<17} {'course_pkg ms':>13} {'keras ms':>9} {'ratio':>6} {'floor ms':>9}"
     print(header)
@@ -122,8 +129,7 @@ def main():
     for name in ("LSTM", "GRU", "SimpleRNN"):
         floor = 2 * B * T * (D + H) * gates[name] * H / (gflops * 1e9) * 1e3
         for k, label in enumerate(("forward", "forward+backward")):
-            a = median_ms(ours[name][k], args.repeats)
-            b = median_ms(theirs[name][k], args.repeats)
+            a, b = interleaved_medians_ms([ours[name][k], theirs[name][k]], args.repeats)
             f = floor * (1 if k == 0 else 3)  # a backward pass costs two more products of the same size
             print(f"{name:<10} {label:<17} {a:13.1f} {b:9.1f} {a / b:6.2f} {f:9.1f}")
 
