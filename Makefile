@@ -1,11 +1,17 @@
 # `make book` builds the site into _build/html; `make test` runs every test.
-# Each creates the virtual environment .venv on first use and reinstalls only when requirements.txt or
-# pyproject.toml change.
+# Each creates what it needs on first use: the virtual environment .venv (reinstalled only when requirements.txt or
+# pyproject.toml change), a local copy of MathJax (so the site needs no CDN), and for the browser test Debian's
+# Chromium.
 
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+MATHJAX_VERSION := 3.2.2
+MATHJAX := _mathjax/mathjax/tex-svg-full.js
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: book test bench clean
 
@@ -15,14 +21,23 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-book: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter-book build . -W -n --keep-going
+$(MATHJAX):
+	npm install --silent --no-save --prefix $(VENV)/npm mathjax@$(MATHJAX_VERSION)
+	mkdir -p $(dir $@)
+	cp $(VENV)/npm/node_modules/mathjax/es5/tex-svg-full.js $@
 
-test: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+book: $(STAMP) $(MATHJAX)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+test: $(STAMP) $(MATHJAX) $(CHROMIUM)
+	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/reference_speed.py
 
 clean:
-	rm -rf _build .jupyter_cache
+	rm -rf _build

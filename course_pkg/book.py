@@ -1,0 +1,21 @@
+"""Small helpers the book's chapters share.
+
+`glue` is myst-nb's glue when the book is being built (the prose then quotes the value computed in the cell); in a
+plain Jupyter, Colab or Binder session without myst-nb it simply shows the value, so every chapter runs anywhere.
+"""
+
+try:
+    from myst_nb import glue as _myst_glue
+except ImportError:  # Colab, Binder, a bare Jupyter
+    _myst_glue = None
+
+
+def glue(name, value, display=True):
+    """Record `value` under `name` for the text ({glue:text}`name`), or show it where myst-nb is absent."""
+    if _myst_glue is not None:
+        return _myst_glue(name, value, display=display)
+    if display:
+        from IPython.display import display as show
+
+        show(value)
+    return None
