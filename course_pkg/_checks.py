@@ -44,6 +44,12 @@ def common_dtype(*arrays):
     return np.result_type(*arrays)
 
 
+def cast_common(*arrays):
+    """All arrays in their common dtype (float32 stays float32; float32 with float64 gives float64)."""
+    dtype = common_dtype(*arrays)
+    return [a.astype(dtype, copy=False) for a in arrays]
+
+
 def check_params(fn, W, U, b, D, H, gates, b_shape=None, b_meaning=None):
     """Check W (D, gates*H), U (H, gates*H) and b against the sizes taken from x and the state."""
     g = "" if gates == 1 else str(gates)
@@ -58,35 +64,13 @@ def check_params(fn, W, U, b, D, H, gates, b_shape=None, b_meaning=None):
     return W, U, b
 
 
-def check_step_inputs(fn, x_t, states, W, U, b, gates, b_shape_fn=None):
-    """Validate a single-step call: x_t (B, D) and states [(name, array)] each (B, H).
-
-    Returns the arrays converted, in the order x_t, *states, W, U, b.
-    """
-    x_t = as_float_array(fn, "x_t", x_t)
-    check_rank(fn, "x_t", x_t, 2, "(B, D)")
-    B, D = x_t.shape
-    out = [x_t]
-    H = None
-    for name, s in states:
-        s = as_float_array(fn, name, s)
-        check_rank(fn, name, s, 2, "(B, H)")
-        if H is None:
-            H = s.shape[1]
-        check_shape(fn, name, s, (B, H), f"(B, H) with B={B} from x_t, H={H}")
-        out.append(s)
-    b_shape, b_meaning = b_shape_fn(H) if b_shape_fn else (None, None)
-    out.extend(check_params(fn, W, U, b, D, H, gates, b_shape, b_meaning))
-    return out
-
-
-def check_sequence_inputs(fn, x, states, W, U, b, gates, b_shape_fn=None):
-    """Validate a whole-sequence call: x (B, T, D) and initial states (B, H)."""
-    x = as_float_array(fn, "x", x)
-    check_rank(fn, "x", x, 3, "(B, T, D)")
-    B, T, D = x.shape
-    if T == 0:
-        raise ValueError(f"{fn}: argument 'x' must hold at least one time step; got shape {x.shape}")
+def _check_inputs(fn, x_name, x, x_meaning, states, W, U, b, gates, b_shape_fn):
+    """x (B, [T,] D), states [(name, array)] each (B, H), then W, U, b; returns them converted, in that order."""
+    x = as_float_array(fn, x_name, x)
+    check_rank(fn, x_name, x, x_meaning.count(",") + 1, x_meaning)
+    B, D = x.shape[0], x.shape[-1]
+    if x.ndim == 3 and x.shape[1] == 0:
+        raise ValueError(f"{fn}: argument '{x_name}' must hold at least one time step; got shape {x.shape}")
     out = [x]
     H = None
     for name, s in states:
@@ -94,11 +78,24 @@ def check_sequence_inputs(fn, x, states, W, U, b, gates, b_shape_fn=None):
         check_rank(fn, name, s, 2, "(B, H)")
         if H is None:
             H = s.shape[1]
-        check_shape(fn, name, s, (B, H), f"(B, H) with B={B} from x, H={H}")
+        check_shape(fn, name, s, (B, H), f"(B, H) with B={B} from {x_name}, H={H}")
         out.append(s)
     b_shape, b_meaning = b_shape_fn(H) if b_shape_fn else (None, None)
     out.extend(check_params(fn, W, U, b, D, H, gates, b_shape, b_meaning))
     return out
+
+
+def check_step_inputs(fn, x_t, states, W, U, b, gates, b_shape_fn=None):
+    """Validate a single-step call: x_t (B, D) and states [(name, array)] each (B, H).
+
+    Returns the arrays converted, in the order x_t, *states, W, U, b.
+    """
+    return _check_inputs(fn, "x_t", x_t, "(B, D)", states, W, U, b, gates, b_shape_fn)
+
+
+def check_sequence_inputs(fn, x, states, W, U, b, gates, b_shape_fn=None):
+    """Validate a whole-sequence call: x (B, T, D) and initial states (B, H), then W, U, b."""
+    return _check_inputs(fn, "x", x, "(B, T, D)", states, W, U, b, gates, b_shape_fn)
 
 
 def check_upstream(fn, name, d, expected, meaning, dtype=None):

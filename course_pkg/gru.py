@@ -23,11 +23,6 @@ from ._affine import affine_backward, batch_major, flat, input_projection, time_
 from .activations import sigmoid
 
 
-def _cast(*arrays):
-    dtype = _checks.common_dtype(*arrays)
-    return [a.astype(dtype, copy=False) for a in arrays]
-
-
 def _bias_shape(reset_after):
     if reset_after:
         return lambda H: ((2, 3 * H), f"(2, 3H) with H={H} (reset_after=True)")
@@ -115,7 +110,7 @@ def gru_step_forward(x_t, h_prev, W, U, b, reset_after=True):
     """
     fn = "gru_step_forward"
     reset_after = _check_reset_after(fn, reset_after)
-    x_t, h_prev, W, U, b = _cast(
+    x_t, h_prev, W, U, b = _checks.cast_common(
         *_checks.check_step_inputs(fn, x_t, [("h_prev", h_prev)], W, U, b, 3, _bias_shape(reset_after))
     )
     gates = x_t @ W + (b[0] if reset_after else b)
@@ -153,7 +148,7 @@ def gru_forward(x, h0, W, U, b, reset_after=True):
     """
     fn = "gru_forward"
     reset_after = _check_reset_after(fn, reset_after)
-    x, h0, W, U, b = _cast(
+    x, h0, W, U, b = _checks.cast_common(
         *_checks.check_sequence_inputs(fn, x, [("h0", h0)], W, U, b, 3, _bias_shape(reset_after))
     )
     B, T, _ = x.shape

@@ -20,11 +20,6 @@ from ._affine import affine_backward, batch_major, flat, input_projection, time_
 from .activations import sigmoid
 
 
-def _cast(*arrays):
-    dtype = _checks.common_dtype(*arrays)
-    return [a.astype(dtype, copy=False) for a in arrays]
-
-
 def _gates(a):
     """Turn the pre-activation block a (B, 4H) into the gates, in place; return views i, f, g, o."""
     H = a.shape[-1] // 4
@@ -60,7 +55,7 @@ def lstm_step_forward(x_t, h_prev, c_prev, W, U, b):
     Inputs: x_t (B, D), h_prev (B, H), c_prev (B, H), W (D, 4H), U (H, 4H), b (4H,).
     Returns h_t (B, H), c_t (B, H) and a cache in which cache["i"], cache["f"], cache["g"], cache["o"] are the gates.
     """
-    x_t, h_prev, c_prev, W, U, b = _cast(
+    x_t, h_prev, c_prev, W, U, b = _checks.cast_common(
         *_checks.check_step_inputs(
             "lstm_step_forward", x_t, [("h_prev", h_prev), ("c_prev", c_prev)], W, U, b, gates=4
         )
@@ -103,7 +98,7 @@ def lstm_forward(x, h0, c0, W, U, b):
     The same equations as lstm_step_forward; x_t W + b is computed for all steps in one matrix product before the
     loop, and each step's gate block is updated in place.
     """
-    x, h0, c0, W, U, b = _cast(
+    x, h0, c0, W, U, b = _checks.cast_common(
         *_checks.check_sequence_inputs("lstm_forward", x, [("h0", h0), ("c0", c0)], W, U, b, gates=4)
     )
     B, T, _ = x.shape

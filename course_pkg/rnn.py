@@ -12,18 +12,13 @@ from . import _checks
 from ._affine import affine_backward, batch_major, flat, input_projection, time_major
 
 
-def _cast(*arrays):
-    dtype = _checks.common_dtype(*arrays)
-    return [a.astype(dtype, copy=False) for a in arrays]
-
-
 def rnn_step_forward(x_t, h_prev, W, U, b):
     """One step of the simple RNN.
 
     Inputs: x_t (B, D), h_prev (B, H), W (D, H), U (H, H), b (H,).
     Returns h_t (B, H) and the cache that rnn_step_backward needs.
     """
-    x_t, h_prev, W, U, b = _cast(
+    x_t, h_prev, W, U, b = _checks.cast_common(
         *_checks.check_step_inputs("rnn_step_forward", x_t, [("h_prev", h_prev)], W, U, b, gates=1)
     )
     h_t = np.tanh(x_t @ W + h_prev @ U + b)
@@ -59,7 +54,9 @@ def rnn_forward(x, h0, W, U, b):
     The input projection x_t W + b does not depend on the recurrence, so it is computed for all T steps in one
     matrix product before the loop; only h_{t-1} U has to wait for the previous step.
     """
-    x, h0, W, U, b = _cast(*_checks.check_sequence_inputs("rnn_forward", x, [("h0", h0)], W, U, b, gates=1))
+    x, h0, W, U, b = _checks.cast_common(
+        *_checks.check_sequence_inputs("rnn_forward", x, [("h0", h0)], W, U, b, gates=1)
+    )
     B, T, _ = x.shape
     H = h0.shape[1]
     xs = time_major(x)
