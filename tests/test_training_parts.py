@@ -108,3 +108,30 @@ def test_python_docs_text_round_trips_through_the_vocabulary():
     assert vocab.decode(vocab.encode(text)) == text
     with pytest.raises(ValueError, match="not in the vocabulary"):
         vocab.encode("\x00")
+
+
+def test_copy_task_layout_and_baseline():
+    from course_pkg.tasks import copy_task, copy_task_baseline
+
+    x, y = copy_task(50, 7, seed=3)
+    assert x.shape == y.shape == (50, 27)
+    np.testing.assert_array_equal(y[:, -10:], x[:, :10])
+    assert np.all(x[:, 16] == 9) and np.all((x[:, :10] >= 1) & (x[:, :10] <= 8))
+    assert np.all(y[:, :17] == 0) and np.all(x[:, 17:] == 0)
+    assert copy_task_baseline(7) == pytest.approx(10 * np.log(8) / 27)
+
+
+def test_embedded_reber_strings_follow_the_grammar():
+    from course_pkg.tasks import embedded_reber, embedded_reber_successors
+
+    strings = embedded_reber(200, seed=0)
+    assert embedded_reber(200, seed=0) == strings
+    for s in strings:
+        sets = embedded_reber_successors(s)
+        assert len(sets) == len(s)
+        assert all(nxt in allowed for nxt, allowed in zip(s[1:], sets))
+        assert sets[-3] == {s[1]}, "the long-range dependency: the second symbol decides the second-to-last"
+    assert {s[1] for s in strings} == {"T", "P"}
+    for bad in ("BTBTXXETE", "BTBTSSETP", "BTBPVVEPE"):
+        with pytest.raises(ValueError, match="not an embedded Reber string"):
+            embedded_reber_successors(bad)
