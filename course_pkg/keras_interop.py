@@ -12,6 +12,9 @@ reset_after=False). This module imports Keras; `import course_pkg` does not.
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow prints its oneDNN notice on stderr before it reads the log level; without oneDNN's reordered
+# arithmetic, results are also reproducible bit for bit from run to run.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
