@@ -4,6 +4,8 @@
 plain Jupyter, Colab or Binder session without myst-nb it simply shows the value, so every chapter runs anywhere.
 """
 
+import numpy as np
+
 try:
     from myst_nb import glue as _myst_glue
 except ImportError:  # Colab, Binder, a bare Jupyter
@@ -11,7 +13,13 @@ except ImportError:  # Colab, Binder, a bare Jupyter
 
 
 def glue(name, value, display=True):
-    """Record `value` under `name` for the text ({glue:text}`name`), or show it where myst-nb is absent."""
+    """Record `value` under `name` for the text ({glue:text}`name`), or show it where myst-nb is absent.
+
+    numpy scalars become Python numbers first: {glue:text}`name:.3f` formats the value's text form, which for
+    np.float64(0.5) would be "np.float64(0.5)".
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
     if _myst_glue is not None:
         return _myst_glue(name, value, display=display)
     if display:

@@ -16,7 +16,8 @@ def clip_by_global_norm(grads, max_norm):
     """Rescale all gradients together so that their global norm is at most max_norm (Pascanu et al. 2013).
 
     Returns (clipped, norm) with norm measured before clipping. The direction of the update is kept; only its
-    length is capped.
+    length is capped. A norm that is inf or NaN is returned with the gradients unchanged: no rescaling can repair
+    them, and the caller should see the overflow (the book's training loops stop or skip such a step).
     """
     if not max_norm > 0:
         raise ValueError(f"clip_by_global_norm: argument 'max_norm' must be positive; got {max_norm!r}")
