@@ -30,7 +30,9 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
+# sphinx-external-toc writes the home-page redirect only when none exists: drop a stale one first.
 book: $(STAMP) $(MATHJAX)
+	rm -f _build/html/index.html
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 test: $(STAMP) $(MATHJAX) $(CHROMIUM)

@@ -167,3 +167,72 @@ def max_error(actual, expected):
 def helpers():
     """run_keras and max_error, as a fixture so that the test files need not import conftest."""
     return SimpleNamespace(run_keras=run_keras, max_error=max_error)
+
+
+@pytest.fixture(scope="session")
+def built_book():
+    """The book built once per test session, strictly, into the repository's own _build/ (where `make book` writes).
+
+    Shared by every test of the built site (test_book.py, test_site_browser.py), so the book is built once; building
+    into _build/ shares jupyter-book's execution cache with `make book`, so an unchanged book rebuilds in seconds.
+    Returns root (the repository), html (_build/html), pages (the docnames of _toc.yml, in order), log and seconds.
+    """
+    import re
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+
+    def toc_docnames(node):
+        for key in ("root", "file"):
+            if key in node:
+                name = node[key]
+                yield name[: -len(Path(name).suffix)] if Path(name).suffix in (".md", ".ipynb") else name
+        for child in node.get("parts", []) + node.get("chapters", []) + node.get("sections", []):
+            yield from toc_docnames(child)
+
+    pages = list(toc_docnames(yaml.safe_load((root / "_toc.yml").read_text())))
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    # --all: every page is read again (cheap: the notebooks' outputs come from the execution cache unless they changed).
+    # Without it, Sphinx skips the pages unchanged since the last build, and with them their warnings: a build that
+    # failed on a warning would pass the second time, unchanged.
+    command = [str(jupyter_book), "build", ".", "--all", "-W", "-n", "--keep-going"]
+    # sphinx-external-toc writes the index.html redirect to the root page only when there is none, so a _build/ from
+    # before the root page changed keeps redirecting to the old one: remove it, every build writes it again.
+    (root / "_build" / "html" / "index.html").unlink(missing_ok=True)
+    start = time.perf_counter()
+    # The virtual environment's bin/ first on PATH (as `make` does), so the kernels and tools are the venv's.
+    env = dict(os.environ, NO_COLOR="1", PATH=os.pathsep.join([str(jupyter_book.parent), os.environ.get("PATH", "")]))
+    proc = subprocess.run(
+        command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=3600
+    )
+    seconds = time.perf_counter() - start
+    log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)  # jupyter-book colours its output even into a pipe
+    (root / "_build").mkdir(exist_ok=True)
+    (root / "_build" / "test-build.log").write_text(log)
+    if proc.returncode != 0:
+        lines = log.splitlines()
+        problems = []
+        for index, line in enumerate(lines):
+            if line.startswith("[IPKernelApp]") or not re.search(r"\b(WARNING|ERROR|CRITICAL)\b", line):
+                continue  # (the kernel's own log line about TCP is not a problem of the book)
+            problems.append(line)
+            if "Executing notebook failed" in line:  # the failing cell and its error follow, up to "[mystnb.exec]"
+                block = []
+                for follow in lines[index + 1: index + 300]:
+                    if follow.strip() == "[mystnb.exec]":
+                        break
+                    block.append(follow)
+                first = next((i for i, text in enumerate(block) if "An error occurred while executing" in text), 0)
+                problems.extend(block[first:])
+        pytest.fail(
+            f"the book build failed (exit {proc.returncode}) after {seconds:.0f} s: `{' '.join(command[1:])}` "
+            "(full log: _build/test-build.log).\nWarnings and errors:\n" + "\n".join(problems[:100])
+            + "\nLast lines of the log:\n" + "\n".join(lines[-25:]),
+            pytrace=False,
+        )
+    return SimpleNamespace(root=root, html=root / "_build" / "html", pages=pages, log=log, seconds=seconds)
