@@ -16,19 +16,11 @@ import sys
 from pathlib import Path
 
 import nbformat
-import yaml
 from jupyter_cache import get_cache
 
+from course_pkg.toc import toc_docnames
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def toc_docnames(node):
-    for key in ("root", "file"):
-        if key in node:
-            name = node[key]
-            yield name[: -len(Path(name).suffix)] if Path(name).suffix in (".md", ".ipynb") else name
-    for child in node.get("parts", []) + node.get("chapters", []) + node.get("sections", []):
-        yield from toc_docnames(child)
 
 
 def chapter_times(build_dir):
@@ -37,7 +29,7 @@ def chapter_times(build_dir):
     records = cache.list_cache_records()
     failed = {Path(record.uri).resolve(): record for record in cache.list_project_records() if record.traceback}
     rows = []
-    for docname in toc_docnames(yaml.safe_load((ROOT / "_toc.yml").read_text())):
+    for docname in toc_docnames(ROOT / "_toc.yml"):
         path = ROOT / f"{docname}.ipynb"
         if not path.is_file():
             continue  # a Markdown page: nothing executed

@@ -183,19 +183,10 @@ def built_book():
     import time
     from pathlib import Path
 
-    import yaml
+    from course_pkg.toc import toc_docnames
 
     root = Path(__file__).resolve().parents[1]
-
-    def toc_docnames(node):
-        for key in ("root", "file"):
-            if key in node:
-                name = node[key]
-                yield name[: -len(Path(name).suffix)] if Path(name).suffix in (".md", ".ipynb") else name
-        for child in node.get("parts", []) + node.get("chapters", []) + node.get("sections", []):
-            yield from toc_docnames(child)
-
-    pages = list(toc_docnames(yaml.safe_load((root / "_toc.yml").read_text())))
+    pages = toc_docnames(root / "_toc.yml")
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     # --all: every page is read again (cheap: the notebooks' outputs come from the execution cache unless they changed).
     # Without it, Sphinx skips the pages unchanged since the last build, and with them their warnings: a build that
