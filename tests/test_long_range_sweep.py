@@ -9,7 +9,6 @@
    training amplifies it; if this test fails there, compare `python bench/long_range_sweep.py --full` output.)
 """
 
-import importlib.util
 import itertools
 import json
 import os
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_scripts import load_bench_script
 
 from course_pkg.tasks import ADDING_BASELINE_MSE, copy_task_baseline
 
@@ -47,18 +47,8 @@ def data():
 
 @pytest.fixture(scope="module")
 def sweep():
-    """The script as a module (its functions), without leaving its OPENBLAS_NUM_THREADS in this process."""
-    saved = os.environ.get("OPENBLAS_NUM_THREADS")
-    spec = importlib.util.spec_from_file_location("long_range_sweep", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        if saved is None:
-            os.environ.pop("OPENBLAS_NUM_THREADS", None)
-        else:
-            os.environ["OPENBLAS_NUM_THREADS"] = saved
-    return module
+    """The script as a module (its functions)."""
+    return load_bench_script("long_range_sweep")
 
 
 def index(runs):

@@ -1,12 +1,11 @@
 """The committed speed sweep of appendix 11 (book/data/lstm_gru_speed.json) is what bench/lstm_gru_speed.py produces.
 
 The file must be complete and consistent with the script's configuration. Timings cannot be reproduced exactly, so
-a reduced run of the script (the smallest size, fewer repetitions) re-measures and is compared loosely: every timing
-must be finite and positive, and course_pkg's GRU/LSTM ratio of CPU times (single-threaded numpy, the measure a busy
-machine disturbs least) must be within a factor of 2 of the committed one.
+a reduced run of the script (the smallest size, fewer repetitions) only checks that the script still produces every
+record the appendix reads, with finite positive timings. Speed itself is not asserted: a shared machine's timings
+drift too much for a test (the project measures speed in benchmarks, never in timed tests).
 """
 
-import importlib.util
 import json
 import math
 import os
@@ -16,19 +15,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench_scripts import load_bench_script
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "book" / "data" / "lstm_gru_speed.json"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("lstm_gru_speed", ROOT / "bench" / "lstm_gru_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-speed = _load_script()
+speed = load_bench_script("lstm_gru_speed")
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +63,6 @@ def test_reduced_run_agrees_with_the_committed_data(data, tmp_path):
         (b, c, p) for b in speed.BACKENDS for c in speed.CELLS for p in speed.PASSES
     }
     assert all(math.isfinite(r["median_ms"]) and r["median_ms"] > 0 for r in records)
-    committed = [r for r in data["records"] if r["hidden"] == H]
-    for pass_ in speed.PASSES:
-        ours = speed.ratios(records, "cpu_median_ms")[H, "course_pkg", pass_]
-        theirs = speed.ratios(committed, "cpu_median_ms")[H, "course_pkg", pass_]
-        assert 0.5 < ours / theirs < 2, (pass_, ours, theirs)
+    assert all(len(r["times_ms"]) == 5 for r in records)
+    for pass_ in speed.PASSES:  # the ratios the appendix plots can be formed from a fresh run
+        assert math.isfinite(speed.ratios(records, "cpu_median_ms")[H, "course_pkg", pass_])

@@ -5,25 +5,18 @@ models must reproduce the first two points of their committed curves, and the fi
 with the script's configuration.
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_scripts import load_bench_script
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "book" / "data" / "lstm_variants.json"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("lstm_variants_sweep", ROOT / "bench" / "lstm_variants_sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sweep = _load_script()
+sweep = load_bench_script("lstm_variants_sweep")
 
 
 @pytest.fixture(scope="module")
