@@ -102,6 +102,47 @@ def _param_grads(x, h_prev, aux, da_x, da_h, W, reset_after):
     return dx, dW, dU, db
 
 
+def _gate_parts(fn, k, x_t, h_prev, W, U, b, reset_after):
+    """Block k (0 z, 1 r, 2 h) of the input side x_t W + b_in and of the recurrent side h_prev U (+ b_rec)."""
+    reset_after = _check_reset_after(fn, reset_after)
+    x_t, h_prev, W, U, b = _checks.cast_common(
+        *_checks.check_step_inputs(fn, x_t, [("h_prev", h_prev)], W, U, b, 3, _bias_shape(reset_after))
+    )
+    H = h_prev.shape[1]
+    block = slice(k * H, (k + 1) * H)
+    b_in, b_rec = (b[0], b[1]) if reset_after else (b, None)
+    xw = x_t @ W[:, block] + b_in[block]
+    hu = h_prev @ U[:, block]
+    if b_rec is not None:
+        hu = hu + b_rec[block]
+    return xw, hu, h_prev, U[:, block]
+
+
+def update_gate(x_t, h_prev, W, U, b, reset_after=True):
+    """z_t = sigmoid(x_t W_z + h_prev U_z + biases): the share of h_{t-1} kept (block 0). Returns (B, H)."""
+    xw, hu, _, _ = _gate_parts("update_gate", 0, x_t, h_prev, W, U, b, reset_after)
+    return sigmoid(xw + hu)
+
+
+def reset_gate(x_t, h_prev, W, U, b, reset_after=True):
+    """r_t = sigmoid(x_t W_r + h_prev U_r + biases): how much of h_{t-1} the candidate sees (block 1). (B, H)."""
+    xw, hu, _, _ = _gate_parts("reset_gate", 1, x_t, h_prev, W, U, b, reset_after)
+    return sigmoid(xw + hu)
+
+
+def candidate(x_t, h_prev, r, W, U, b, reset_after=True):
+    """The candidate state h~_t (block 2), given the reset gate r (B, H). Returns (B, H).
+
+    reset_after=True:  tanh(x_t W_h + b_in_h + r * (h_prev U_h + b_rec_h))   reset after the product (Keras default)
+    reset_after=False: tanh(x_t W_h + (r * h_prev) U_h + b_h)                reset before the product (Cho et al.)
+    """
+    xw, hu, h_prev, U_h = _gate_parts("candidate", 2, x_t, h_prev, W, U, b, reset_after)
+    r = _checks.check_upstream("candidate", "r", r, h_prev.shape, "(B, H)", h_prev.dtype)
+    if reset_after:
+        return np.tanh(xw + r * hu)
+    return np.tanh(xw + (r * h_prev) @ U_h)
+
+
 def gru_step_forward(x_t, h_prev, W, U, b, reset_after=True):
     """One GRU step.
 

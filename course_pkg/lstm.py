@@ -49,6 +49,39 @@ def _cell_backward(dh, dc, gates, c_prev, tanh_c, da):
     return dc * f  # the additive path: dc_{t-1} = dc_t * f_t
 
 
+def _gate_preactivation(fn, k, x_t, h_prev, W, U, b):
+    """Block k (0 i, 1 f, 2 g, 3 o) of x_t W + h_prev U + b, in Keras' order."""
+    x_t, h_prev, W, U, b = _checks.cast_common(
+        *_checks.check_step_inputs(fn, x_t, [("h_prev", h_prev)], W, U, b, gates=4)
+    )
+    H = h_prev.shape[1]
+    block = slice(k * H, (k + 1) * H)
+    return x_t @ W[:, block] + h_prev @ U[:, block] + b[block]
+
+
+def input_gate(x_t, h_prev, W, U, b):
+    """i_t = sigmoid(x_t W_i + h_prev U_i + b_i): how much of the candidate enters the cell. Returns (B, H).
+
+    W (D, 4H), U (H, 4H), b (4H,) hold the blocks in Keras' order i, f, g, o; this gate reads block 0.
+    """
+    return sigmoid(_gate_preactivation("input_gate", 0, x_t, h_prev, W, U, b))
+
+
+def forget_gate(x_t, h_prev, W, U, b):
+    """f_t = sigmoid(x_t W_f + h_prev U_f + b_f): how much of c_{t-1} the cell keeps (block 1). Returns (B, H)."""
+    return sigmoid(_gate_preactivation("forget_gate", 1, x_t, h_prev, W, U, b))
+
+
+def candidate(x_t, h_prev, W, U, b):
+    """g_t = tanh(x_t W_g + h_prev U_g + b_g): the new content proposed for the cell (block 2). Returns (B, H)."""
+    return np.tanh(_gate_preactivation("candidate", 2, x_t, h_prev, W, U, b))
+
+
+def output_gate(x_t, h_prev, W, U, b):
+    """o_t = sigmoid(x_t W_o + h_prev U_o + b_o): how much of tanh(c_t) is shown as h_t (block 3). Returns (B, H)."""
+    return sigmoid(_gate_preactivation("output_gate", 3, x_t, h_prev, W, U, b))
+
+
 def lstm_step_forward(x_t, h_prev, c_prev, W, U, b):
     """One LSTM step.
 

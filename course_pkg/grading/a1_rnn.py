@@ -1,0 +1,240 @@
+"""Checks and common mistakes for assignment a1_rnn: the simple RNN and its gradient check.
+
+The notebook's cells call check(key, globals()) (visible) and grade(key, globals(), seed=..., points=...) (hidden).
+"""
+
+import numpy as np
+
+from .. import gradcheck, rnn
+from ..activations import sigmoid
+from . import cases
+from .core import Mistake, Registry, Spec
+
+F64 = np.dtype(np.float64)
+BOTH = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+# ---------------------------------------------------------------- inputs
+
+def _step_case(rng, dtype, square=False):
+    B, _, D, H = cases.dims(rng, square)
+    W, U, b = cases.params(rng, D, H, 1, dtype)
+    inputs = {"x_t": cases.normal(rng, (B, D), dtype), "h_prev": cases.normal(rng, (B, H), dtype, 0.5),
+              "W": W, "U": U, "b": b, "dh_t": cases.normal(rng, (B, H), dtype)}
+    return cases.case(inputs, dtype, B=B, D=D, H=H)
+
+
+def _seq_case(rng, dtype, square=False):
+    B, T, D, H = cases.dims(rng, square)
+    W, U, b = cases.params(rng, D, H, 1, dtype)
+    inputs = {"x": cases.normal(rng, (B, T, D), dtype), "h0": cases.normal(rng, (B, H), dtype, 0.5),
+              "W": W, "U": U, "b": b, "dh": cases.normal(rng, (B, T, H), dtype)}
+    return cases.case(inputs, dtype, B=B, T=T, D=D, H=H)
+
+
+def _fixed(make):
+    """The notebook's visible example: float64, always the same numbers (the hidden cases are not these)."""
+    return lambda: make(np.random.default_rng(20261123), F64)
+
+
+# ---------------------------------------------------------------- runs
+
+def _run_step_forward(get, i):
+    h_t, _ = get("rnn_step_forward")(i["x_t"], i["h_prev"], i["W"], i["U"], i["b"])
+    return (h_t,)
+
+
+def _run_step_backward(get, i):
+    _, cache = get("rnn_step_forward")(i["x_t"], i["h_prev"], i["W"], i["U"], i["b"])
+    return tuple(get("rnn_step_backward")(i["dh_t"], cache))
+
+
+def _run_forward(get, i):
+    h, _ = get("rnn_forward")(i["x"], i["h0"], i["W"], i["U"], i["b"])
+    return (h,)
+
+
+def _run_backward(get, i):
+    _, cache = get("rnn_forward")(i["x"], i["h0"], i["W"], i["U"], i["b"])
+    return tuple(get("rnn_backward")(i["dh"], cache))
+
+
+# numerical_gradient is checked on a small smooth two-output function, with eps = 1e-4: central differences are then
+# accurate to ~1e-8 (relative), one-sided ones only to ~1e-4, so the two can be told apart.
+def _probe(A, B, C):
+    return np.tanh(A @ B) * C, np.sin(A).sum(axis=1) * (C ** 2).sum()
+
+
+def _ng_case(rng, dtype, square=False):
+    n, k, m = (int(v) for v in rng.integers(1, 5, size=3))
+    inputs = {"A": cases.normal(rng, (n, k), F64), "B": cases.normal(rng, (k, m), F64),
+              "C": cases.normal(rng, (n, m), F64), "dY": cases.normal(rng, (n, m), F64),
+              "dZ": cases.normal(rng, (n,), F64), "name": "ABC"[int(rng.integers(0, 3))]}
+    return cases.case(inputs, F64, n=n, k=k, m=m, wrt=inputs["name"])
+
+
+def _run_numerical_gradient(get, i):
+    inputs = {"A": i["A"], "B": i["B"], "C": i["C"]}
+    before = {k: v.copy() for k, v in inputs.items()}
+    grad = get("numerical_gradient")(_probe, inputs, i["name"], (i["dY"], i["dZ"]), 1e-4)
+    # the inputs must come back as they were: a gradient check that leaves them perturbed corrupts the next one
+    changed = max(float(np.max(np.abs(inputs[k] - before[k]))) for k in inputs)
+    return grad, np.asarray(changed)
+
+
+SPECS = [
+    Spec("rnn_step_forward", rnn.rnn_step_forward, _step_case, _fixed(_step_case), _run_step_forward, ("h_t",)),
+    Spec("rnn_step_backward", rnn.rnn_step_backward, _step_case, _fixed(_step_case), _run_step_backward,
+         ("dx_t", "dh_prev", "dW", "dU", "db"), uses=("rnn_step_forward",),
+         note="checked with the cache your rnn_step_forward returns"),
+    Spec("rnn_forward", rnn.rnn_forward, _seq_case, _fixed(_seq_case), _run_forward, ("h",),
+         isolate=("rnn_step_forward",), note="rnn_step_forward inside it is course_pkg's during this check"),
+    Spec("rnn_backward", rnn.rnn_backward, _seq_case, _fixed(_seq_case), _run_backward,
+         ("dx", "dh0", "dW", "dU", "db"), uses=("rnn_forward",),
+         isolate=("rnn_step_forward", "rnn_step_backward"),
+         note="checked with the cache your rnn_forward returns; the step functions inside are course_pkg's"),
+    Spec("numerical_gradient", gradcheck.numerical_gradient, _ng_case, _fixed(_ng_case), _run_numerical_gradient,
+         ("gradient", "largest change left in the inputs")),
+]
+
+
+# ---------------------------------------------------------------- mistakes (wrong versions, same signatures)
+
+def _step(act=np.tanh, bias=True, swap=False):
+    def rnn_step_forward(x_t, h_prev, W, U, b):
+        a = (x_t @ U + h_prev @ W) if swap else (x_t @ W + h_prev @ U)
+        h_t = act(a + b if bias else a)
+        return h_t, {"x_t": x_t, "h_prev": h_prev, "W": W, "U": U, "h_t": h_t, "a": a + b}
+    return rnn_step_forward
+
+
+def _step_backward(dtanh):
+    def rnn_step_backward(dh_t, cache):
+        da = dh_t * dtanh(cache)
+        return da @ cache["W"].T, da @ cache["U"].T, cache["x_t"].T @ da, cache["h_prev"].T @ da, da.sum(axis=0)
+    return rnn_step_backward
+
+
+def _loop_forward(h0_ignored=False, shifted=False):
+    def rnn_forward(x, h0, W, U, b):
+        h = np.zeros_like(h0) if h0_ignored else h0
+        hs, caches = [], []
+        for t in range(x.shape[1]):
+            if shifted:
+                hs.append(h)
+            h, cache = rnn.rnn_step_forward(x[:, t], h, W, U, b)
+            if not shifted:
+                hs.append(h)
+            caches.append(cache)
+        return np.stack(hs, axis=1), caches
+    return rnn_forward
+
+
+def _loop_backward(accumulate=True, carry=True):
+    def rnn_backward(dh, caches):
+        B, T, H = dh.shape
+        dx = np.zeros((B, T, caches[0]["x_t"].shape[1]), dtype=dh.dtype)
+        dW, dU, db = 0, 0, 0
+        dh_next = np.zeros((B, H), dtype=dh.dtype)
+        for t in reversed(range(T)):
+            dx[:, t], dh_prev, dW_t, dU_t, db_t = rnn.rnn_step_backward(dh[:, t] + dh_next, caches[t])
+            dh_next = dh_prev if carry else np.zeros_like(dh_prev)
+            if accumulate:
+                dW, dU, db = dW + dW_t, dU + dU_t, db + db_t
+            else:
+                dW, dU, db = dW_t, dU_t, db_t
+        return dx, dh_prev, dW, dU, db
+    return rnn_backward
+
+
+def _ng(kind):
+    def numerical_gradient(f, inputs, name, douts, eps=1e-6):
+        p = inputs[name]
+        grad = np.zeros_like(p)
+
+        def loss():
+            out = f(**inputs)
+            return sum(float(np.sum(y * d)) for y, d in zip(out, douts))
+
+        for j in np.ndindex(p.shape):
+            old = p[j]
+            p[j] = old + eps
+            plus = loss()
+            if kind == "forward":
+                p[j] = old
+                grad[j] = (plus - loss()) / eps
+                continue
+            p[j] = old - eps
+            minus = loss()
+            if kind != "not-restored":
+                p[j] = old
+            grad[j] = (plus - minus) / (eps if kind == "no-half" else 2 * eps)
+        return grad
+    return numerical_gradient
+
+
+MISTAKES = [
+    Mistake("rnn-sigmoid-state", "rnn_step_forward", "hidden state",
+            "the new state goes through a sigmoid; the simple RNN's state is tanh of the pre-activation.",
+            "sigmoid squashes to (0, 1) and suits gates; a state must be able to go negative: see chapter 2.",
+            {"rnn_step_forward": _step(act=sigmoid)}, BOTH),
+    Mistake("rnn-missing-bias", "rnn_step_forward", "pre-activation",
+            "the bias b is not added to the pre-activation.",
+            "the pre-activation has three terms, one from the input, one from the previous state and the bias.",
+            {"rnn_step_forward": _step(bias=False)}, BOTH),
+    Mistake("rnn-x-h-swapped", "rnn_step_forward", "pre-activation",
+            "x_t is multiplied by U and h_prev by W: the two weight matrices are swapped.",
+            "W (D, H) maps the input, U (H, H) maps the previous state; with D != H the swap is a shape error.",
+            {"rnn_step_forward": _step(swap=True)}, BOTH),
+    Mistake("rnn-no-activation", "rnn_step_forward", "hidden state",
+            "the state is the pre-activation itself: tanh is missing.",
+            "without the nonlinearity the RNN is a linear system; apply tanh to the whole pre-activation.",
+            {"rnn_step_forward": _step(act=lambda a: a)}, BOTH),
+    Mistake("rnn-dtanh-not-squared", "rnn_step_backward", "tanh derivative",
+            "the derivative of tanh is taken as 1 - h_t; it is 1 - h_t squared.",
+            "d tanh(a)/da = 1 - tanh(a)^2, and tanh(a) is the h_t you cached.",
+            {"rnn_step_backward": _step_backward(lambda c: 1 - c["h_t"])}, BOTH),
+    Mistake("rnn-dtanh-of-preactivation", "rnn_step_backward", "tanh derivative",
+            "the derivative of tanh is computed from the pre-activation a as 1 - a^2, not from tanh(a).",
+            "1 - tanh(a)^2 needs tanh(a), which is h_t; a itself is not bounded by 1.",
+            {"rnn_step_forward": _step(), "rnn_step_backward": _step_backward(lambda c: 1 - c["a"] ** 2)}, BOTH),
+    Mistake("rnn-dtanh-missing", "rnn_step_backward", "tanh derivative",
+            "the upstream gradient goes to the weights without being multiplied by tanh's derivative.",
+            "the chain rule passes through tanh first: multiply dh_t by d tanh(a)/da elementwise.",
+            {"rnn_step_backward": _step_backward(lambda c: 1)}, BOTH),
+    Mistake("rnn-h0-ignored", "rnn_forward", "initial state",
+            "the recurrence starts from zeros instead of h0.",
+            "the first step's previous state is the h0 argument.",
+            {"rnn_forward": _loop_forward(h0_ignored=True)}, BOTH),
+    Mistake("rnn-states-shifted", "rnn_forward", "output",
+            "h holds h_0 ... h_{T-1}: the states are shifted one step back and the last one is missing.",
+            "h[:, t] is the state after reading x[:, t]; store the state each step returns.",
+            {"rnn_forward": _loop_forward(shifted=True)}, BOTH),
+    Mistake("rnn-grads-not-accumulated", "rnn_backward", "parameter gradients",
+            "dW, dU and db hold one step's gradient (the last one computed) instead of the sum over all steps.",
+            "the same W, U, b are used at every step, so their gradient is the sum of every step's contribution.",
+            {"rnn_forward": _loop_forward(), "rnn_backward": _loop_backward(accumulate=False)}, BOTH),
+    Mistake("rnn-no-gradient-through-time", "rnn_backward", "recurrent gradient",
+            "each step receives only its own dh[:, t]; the gradient from later steps (dh_prev) is dropped.",
+            "h_t affects the loss directly and through h_{t+1}: add the dh_prev of step t+1 to dh[:, t].",
+            {"rnn_forward": _loop_forward(), "rnn_backward": _loop_backward(carry=False)}, BOTH),
+    Mistake("ng-one-sided", "numerical_gradient", "difference quotient",
+            "a one-sided difference (f(p + eps) - f(p)) / eps: its error is of order eps, not eps^2.",
+            "evaluate the loss on both sides of p and divide by the distance between the two points.",
+            {"numerical_gradient": _ng("forward")}),
+    Mistake("ng-missing-half", "numerical_gradient", "difference quotient",
+            "the central difference is divided by eps instead of 2 eps: every entry is twice too large.",
+            "p + eps and p - eps are 2 eps apart.",
+            {"numerical_gradient": _ng("no-half")}),
+    Mistake("ng-not-restored", "numerical_gradient", "perturbation",
+            "the perturbed entry is not put back to its value: the inputs come back changed.",
+            "save each entry before you perturb it and restore it before moving on.",
+            {"numerical_gradient": _ng("not-restored")}),
+]
+
+REGISTRY = Registry("a1_rnn")
+for _spec in SPECS:
+    REGISTRY.add_spec(_spec)
+for _mistake in MISTAKES:
+    REGISTRY.add_mistake(_mistake)
+check, grade = REGISTRY.check, REGISTRY.grade

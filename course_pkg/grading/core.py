@@ -1,0 +1,392 @@
+"""The checker behind the assignments: a student's function against course_pkg's on fixed and hidden random cases.
+
+A Spec says how to build the inputs of one graded function and how to run it; `run(get, inputs)` receives a
+resolver `get(name)` that returns the function to use for each name, so the same Spec runs the reference
+(course_pkg's functions), the student's functions, or a Mistake (a known wrong version of one or more functions, the
+references elsewhere). When the student's outputs differ from the reference, every Mistake of the library for that
+function is run on the same inputs; one whose outputs match the student's names the mistake.
+
+Isolation: while function F is checked, the names in spec.isolate inside the student's code resolve to course_pkg's
+versions (for example the gate functions inside lstm_step_forward), so one wrong gate costs the gate's points, not
+also those of every function that calls it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import traceback
+import types
+import zlib
+from typing import Callable
+
+import numpy as np
+
+# |yours - reference| <= ATOL + RTOL * |reference|, elementwise
+TOLERANCES = {np.dtype(np.float64): (1e-6, 1e-8), np.dtype(np.float32): (1e-4, 1e-5)}
+TOLERANCE_TEXT = "float64: |yours - reference| <= 1e-8 + 1e-6 |reference|; float32: 1e-5 + 1e-4 |reference|"
+
+
+@dataclasses.dataclass
+class Case:
+    """One set of inputs: `inputs` (a dict) plus a short description such as 'float64, B=1 D=3 H=3'."""
+
+    inputs: dict
+    label: str
+    dtype: np.dtype = np.dtype(np.float64)
+
+
+@dataclasses.dataclass
+class Spec:
+    """How to check one graded function.
+
+    name: the function's name (course_pkg's and the notebook's).
+    reference: course_pkg's function.
+    make_case(rng, dtype, square) -> Case: random inputs of random shapes (rng is the checker's private Generator;
+        square asks for D == H where the function has both).
+    visible_case() -> Case: the fixed small example of the notebook's visible test.
+    run(get, inputs) -> tuple of named outputs (see `outputs`); get(name) resolves functions.
+    outputs: the names of run's outputs, used in messages ("h_t differs ...").
+    isolate: names that resolve to course_pkg's versions inside the student's code during this check.
+    uses: other student functions that run() calls (their own code is used, isolated the same way).
+    """
+
+    name: str
+    reference: Callable
+    make_case: Callable
+    visible_case: Callable
+    run: Callable
+    outputs: tuple
+    isolate: tuple = ()
+    uses: tuple = ()
+    note: str = ""  # said once in the report, e.g. "checked with the cache your lstm_step_forward returns"
+    key: str = ""  # the check's name in check()/grade(); defaults to `name` (two checks of one function differ)
+
+    def __post_init__(self):
+        self.key = self.key or self.name
+
+
+@dataclasses.dataclass
+class Mistake:
+    """A common mistake, recognised by its outputs.
+
+    impls maps function names to wrong versions (same signatures); names not in impls resolve to course_pkg.
+    function is the key of the check that recognises it (usually the function's name); gate the part concerned.
+    what says what is wrong; hint how to think about the fix, never the code.
+    """
+
+    id: str
+    function: str
+    gate: str | None
+    what: str
+    hint: str
+    impls: dict
+    dtypes: tuple = (np.dtype(np.float64),)  # the case dtypes on which it can be recognised
+
+    def message(self):
+        where = f"{self.function}, {self.gate}" if self.gate else self.function
+        return f"Likely mistake [{self.id}] in {where}: {self.what}\n    Hint: {self.hint}"
+
+
+class Registry:
+    """One assignment's checks: Specs by key, course_pkg's reference functions by name, Mistakes by check key."""
+
+    def __init__(self, assignment):
+        self.assignment = assignment
+        self.specs = {}
+        self.references = {}
+        self.mistakes = {}
+
+    def add_spec(self, spec):
+        if spec.key in self.specs:
+            raise ValueError(f"duplicate spec {spec.key}")
+        if self.references.get(spec.name, spec.reference) is not spec.reference:
+            raise ValueError(f"two references for {spec.name}")
+        self.specs[spec.key] = spec
+        self.references[spec.name] = spec.reference
+        self.mistakes.setdefault(spec.key, [])
+
+    def add_reference(self, name, fn):
+        """A course_pkg function a check's run() uses under `name` without grading it."""
+        self.references[name] = fn
+
+    def reference(self, name):
+        return self.references[name]
+
+    def spec(self, key):
+        try:
+            return self.specs[key]
+        except KeyError:
+            raise KeyError(f"no checks defined for {key!r}; known: {sorted(self.specs)}") from None
+
+    def check(self, key, namespace):
+        return check(self, key, namespace)
+
+    def grade(self, key, namespace, seed, points):
+        return grade(self, key, namespace, seed, points)
+
+    def add_mistake(self, mistake):
+        if mistake.function not in self.specs:
+            raise ValueError(f"mistake {mistake.id}: no spec for {mistake.function}")
+        if any(m.id == mistake.id for ms in self.mistakes.values() for m in ms):
+            raise ValueError(f"duplicate mistake id {mistake.id}")
+        self.mistakes[mistake.function].append(mistake)
+
+    def all_mistakes(self):
+        return [m for ms in self.mistakes.values() for m in ms]
+
+
+# course_pkg modules whose functions a student must not call in place of their own
+_REFERENCE_MODULES = ("course_pkg.rnn", "course_pkg.lstm", "course_pkg.gru", "course_pkg.keras_interop",
+                      "course_pkg.gradcheck", "course_pkg.grading")
+
+
+class CheckFailure(Exception):
+    """A case failed; the message says what differs."""
+
+
+def _code_names(code):
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _borrowed_reference(fn, namespace, allowed):
+    """The name of a course_pkg reference function that fn uses (directly or through the namespace), or None."""
+    mod = getattr(fn, "__module__", "") or ""
+    if mod.startswith(_REFERENCE_MODULES):
+        return f"{mod}.{getattr(fn, '__name__', '?')}"
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return None
+    for name in _code_names(code):
+        if name in allowed:
+            continue
+        obj = namespace.get(name)
+        if isinstance(obj, types.ModuleType) and obj.__name__.startswith(("course_pkg.rnn", "course_pkg.lstm",
+                                                                           "course_pkg.gru")):
+            return obj.__name__
+        if name == "course_pkg" and isinstance(obj, types.ModuleType):
+            return "course_pkg"
+        m = getattr(obj, "__module__", "") or ""
+        if callable(obj) and m.startswith(_REFERENCE_MODULES):
+            return f"{m}.{getattr(obj, '__name__', name)}"
+    return None
+
+
+def _isolated(fn, names, registry):
+    """fn with the given names (graded functions) resolved to course_pkg's versions in its globals."""
+    if not names or not isinstance(fn, types.FunctionType):
+        return fn
+    g = dict(fn.__globals__)
+    for n in names:
+        if n in g or n in fn.__code__.co_names:
+            g[n] = registry.reference(n)
+    new = types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
+    new.__kwdefaults__ = fn.__kwdefaults__
+    return new
+
+
+class StudentCode:
+    """The student's functions, looked up by name in the notebook's namespace, isolated for one spec."""
+
+    def __init__(self, namespace, spec, registry):
+        self.namespace = namespace
+        self.spec = spec
+        self.registry = registry
+
+    def problem(self):
+        """Why the student's code cannot be checked at all (not defined, not a function, borrowed), or None."""
+        allowed = set(self.registry.references)  # calling one's own graded functions is expected
+        for name in (self.spec.name, *self.spec.uses):
+            fn = self.namespace.get(name)
+            if fn is None:
+                return f"{name} is not defined: run the cell that defines it (and keep its name)."
+            if not callable(fn):
+                return f"{name} is a {type(fn).__name__}, not a function."
+            borrowed = _borrowed_reference(fn, self.namespace, allowed)
+            if borrowed:
+                return (f"{name} uses course_pkg's reference implementation ({borrowed}); the assignment asks for "
+                        "your own code (numpy and the helpers the notebook gives are fine).")
+        return None
+
+    def __call__(self, name):
+        if name == self.spec.name or name in self.spec.uses:
+            return _isolated(self.namespace[name], self.spec.isolate, self.registry)
+        return self.registry.reference(name)
+
+
+def _mistake_resolver(mistake, registry):
+    def get(name):
+        return mistake.impls.get(name) or registry.reference(name)
+
+    return get
+
+
+def _as_outputs(result, spec):
+    if not isinstance(result, tuple):
+        result = (result,)
+    return result
+
+
+def _copy_inputs(inputs):
+    return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in inputs.items()}
+
+
+def _describe(a):
+    if isinstance(a, np.ndarray):
+        return f"an array of shape {a.shape} and dtype {a.dtype}"
+    return f"a {type(a).__name__}"
+
+
+def compare(spec, case, got, expected):
+    """Raise CheckFailure naming the first output that differs (count, type, shape, dtype, values)."""
+    names = spec.outputs
+    if len(got) != len(expected):
+        raise CheckFailure(f"{spec.name} returned {len(got)} value(s); expected {len(expected)}: {', '.join(names)}")
+    rtol, atol = TOLERANCES[case.dtype]
+    for name, g, e in zip(names, got, expected):
+        if not isinstance(g, np.ndarray) or not np.issubdtype(g.dtype, np.floating):
+            if isinstance(g, (float, np.floating)) and np.ndim(e) == 0:
+                g = np.asarray(g)
+            else:
+                raise CheckFailure(f"{name}: expected a float array of shape {e.shape}; got {_describe(g)}")
+        if g.shape != e.shape:
+            raise CheckFailure(f"{name}: expected shape {e.shape}; got {g.shape}")
+        if g.dtype != e.dtype:
+            raise CheckFailure(f"{name}: expected dtype {e.dtype} (the inputs' dtype); got {g.dtype}. Create new "
+                               "arrays with the inputs' dtype (np.zeros_like, or dtype=x.dtype).")
+        if not np.all(np.isfinite(g)):
+            raise CheckFailure(f"{name}: contains NaN or infinity")
+        if not np.allclose(g, e, rtol=rtol, atol=atol):
+            err = float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64))))
+            raise CheckFailure(f"{name} differs from the reference (largest absolute difference {err:.3g})")
+
+
+def _matches(spec, case, got, mistake_out):
+    try:
+        compare(spec, case, got, mistake_out)
+        return True
+    except CheckFailure:
+        return False
+
+
+def diagnose(registry, spec, case, got):
+    """The Mistakes whose outputs on this case match the student's outputs."""
+    found = []
+    for mistake in registry.mistakes.get(spec.key, []):
+        if case.dtype not in mistake.dtypes:
+            continue
+        try:
+            out = _as_outputs(spec.run(_mistake_resolver(mistake, registry), _copy_inputs(case.inputs)), spec)
+        except Exception:  # the mistake does not apply to these shapes
+            continue
+        if _matches(spec, case, got, out):
+            found.append(mistake)
+    return found
+
+
+def _student_error(exc):
+    """The exception and the student's own frames (cells), not the checker's."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "course_pkg" not in f.filename]
+    where = ""
+    if frames:
+        f = frames[-1]
+        where = f" (in {f.name}, line {f.lineno}: {f.line})" if f.line else f" (in {f.name})"
+    return f"raised {type(exc).__name__}: {exc}{where}"
+
+
+@dataclasses.dataclass
+class CaseResult:
+    case: Case
+    passed: bool
+    detail: str = ""
+    mistakes: list = dataclasses.field(default_factory=list)
+
+
+def run_case(registry, spec, student, case):
+    """Run one case; never raises for anything the student's code does."""
+    try:
+        expected = _as_outputs(spec.run(registry.reference, _copy_inputs(case.inputs)), spec)
+    except Exception as exc:  # a bug in the checker itself: say so instead of blaming the student
+        raise RuntimeError(f"checker error in {spec.name} on {case.label}: {exc!r}") from exc
+    try:
+        with np.errstate(all="ignore"):
+            got = _as_outputs(spec.run(student, _copy_inputs(case.inputs)), spec)
+    except RecursionError:
+        return CaseResult(case, False, "RecursionError (a function that calls itself without end?)")
+    except Exception as exc:
+        return CaseResult(case, False, _student_error(exc))
+    try:
+        compare(spec, case, got, expected)
+    except CheckFailure as exc:
+        return CaseResult(case, False, str(exc), diagnose(registry, spec, case, got))
+    return CaseResult(case, True)
+
+
+def private_rng(seed, name):
+    """The hidden checks' generator: seeded from the hidden cell's seed and the function name, never global state."""
+    return np.random.default_rng([int(seed) & 0xFFFFFFFFFFFFFFFF, zlib.crc32(name.encode())])
+
+
+def hidden_cases(spec, seed, n64=4, n32=2):
+    """n64 float64 then n32 float32 cases; every other case has D == H (see cases.dims)."""
+    rng = private_rng(seed, spec.key)
+    dtypes = [np.dtype(np.float64)] * n64 + [np.dtype(np.float32)] * n32
+    return [spec.make_case(rng, dtype, square=(k % 2 == 0)) for k, dtype in enumerate(dtypes)]
+
+
+def _report(spec, results, header):
+    out = io.StringIO()
+    print(header, file=out)
+    if spec.note:
+        print(f"  ({spec.note})", file=out)
+    named = []
+    for r in results:
+        mark = "ok  " if r.passed else "FAIL"
+        print(f"  {mark} {r.case.label}" + ("" if r.passed else f": {r.detail}"), file=out)
+        for m in r.mistakes:
+            if m.id not in {x.id for x in named}:
+                named.append(m)
+    for m in named:
+        print("  " + m.message(), file=out)
+    if not named and not all(r.passed for r in results):
+        print("  No common mistake matches these outputs: compare your function with the equations in the "
+              "notebook, term by term, on the small example.", file=out)
+    return out.getvalue().rstrip("\n")
+
+
+def check(registry, key, namespace):
+    """The visible test: the notebook's fixed small example. Prints a short report; raises AssertionError on failure."""
+    spec = registry.spec(key)
+    name = spec.key
+    student = StudentCode(namespace, spec, registry)
+    problem = student.problem()
+    if problem:
+        raise AssertionError(f"{name}: {problem}") from None
+    result = run_case(registry, spec, student, spec.visible_case())
+    report = _report(spec, [result], f"{name}: visible check on the small example")
+    if not result.passed:
+        raise AssertionError("\n" + report) from None
+    print(report)
+    print(f"  Hidden checks run when your work is graded: random shapes, float64 and float32 ({TOLERANCE_TEXT}).")
+
+
+def grade(registry, key, namespace, seed, points):
+    """The hidden test: random cases from a private generator. Prints which cases failed and why (no test source);
+    returns the points earned (a float), which nbgrader takes as the cell's partial credit."""
+    spec = registry.spec(key)
+    name = spec.key
+    student = StudentCode(namespace, spec, registry)
+    problem = student.problem()
+    if problem:
+        print(f"{name}: hidden checks not run: {problem}\n{name}: 0 of {points:g} points")
+        return 0.0
+    results = [run_case(registry, spec, student, case) for case in hidden_cases(spec, seed)]
+    passed = sum(r.passed for r in results)
+    score = round(points * passed / len(results), 2)
+    print(_report(spec, results, f"{name}: {passed} of {len(results)} hidden checks passed -> "
+                                 f"{score:g} of {points:g} points"))
+    return score

@@ -1,0 +1,87 @@
+"""Run an assignment's source notebook in this process, the way nbgrader's autograder would score it, but in
+milliseconds: for the tests of the checks and of the mistake library (tests/test_assignment_*.py).
+
+Each code cell runs in one namespace (__name__ == "__main__", as in a kernel); a grade cell's score is 0 if it raises,
+the value of its last expression if that is a number (nbgrader's partial credit), otherwise its points.
+"""
+
+import ast
+import contextlib
+import dataclasses
+import io
+import pathlib
+
+import nbformat
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "assignments" / "source"
+
+
+def load(assignment):
+    return nbformat.read(SOURCE / assignment / f"{assignment}.ipynb", as_version=4)
+
+
+def nbgrader_meta(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def cell_by_id(nb, grade_id):
+    found = [c for c in nb.cells if nbgrader_meta(c).get("grade_id") == grade_id]
+    assert len(found) == 1, f"{len(found)} cells with grade_id {grade_id!r}"
+    return found[0]
+
+
+def test_cells(nb):
+    """grade_id -> points of the autograded test cells."""
+    return {nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c)["points"]) for c in nb.cells
+            if c.cell_type == "code" and nbgrader_meta(c).get("grade") and not nbgrader_meta(c).get("solution")}
+
+
+def inject(nb, grade_id, old, new):
+    """A copy of nb in which `old` (which must occur exactly once) in cell grade_id is replaced by `new`."""
+    nb = nbformat.from_dict(nb)
+    cell = cell_by_id(nb, grade_id)
+    count = cell.source.count(old)
+    assert count == 1, f"{old!r} occurs {count} times in cell {grade_id!r}"
+    cell.source = cell.source.replace(old, new)
+    return nb
+
+
+@dataclasses.dataclass
+class CellRun:
+    score: float
+    output: str
+
+
+def _run(source, ns):
+    """Exec source; return (value of the last expression or None, stdout)."""
+    tree = ast.parse(source)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(tree, "<cell>", "exec"), ns)
+        value = eval(compile(ast.Expression(last.value), "<cell>", "eval"), ns) if last else None
+    return value, out.getvalue()
+
+
+def run_in_process(nb, skip=lambda cell: False):
+    """grade_id -> CellRun for every autograded test cell; other cells just run (skip(cell) True: not run)."""
+    ns = {"__name__": "__main__"}
+    results = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code" or skip(cell):
+            continue
+        meta = nbgrader_meta(cell)
+        graded_test = meta.get("grade") and not meta.get("solution")
+        try:
+            value, out = _run(cell.source, ns)
+        except Exception as exc:  # noqa: BLE001 - a failing cell is what we measure
+            if not graded_test:
+                continue
+            results[meta["grade_id"]] = CellRun(0.0, f"{type(exc).__name__}: {exc}")
+            continue
+        if graded_test:
+            points = float(meta["points"])
+            score = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else points
+            results[meta["grade_id"]] = CellRun(score, out)
+    return results
