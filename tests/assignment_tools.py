@@ -37,6 +37,9 @@ def test_cells(nb):
             if c.cell_type == "code" and nbgrader_meta(c).get("grade") and not nbgrader_meta(c).get("solution")}
 
 
+test_cells.__test__ = False  # a helper, not a pytest test, when imported into a test module
+
+
 def inject(nb, grade_id, old, new):
     """A copy of nb in which `old` (which must occur exactly once) in cell grade_id is replaced by `new`."""
     nb = nbformat.from_dict(nb)

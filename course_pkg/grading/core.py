@@ -153,6 +153,14 @@ def _code_names(code):
     return names
 
 
+def _code_strings(code):
+    strings = {c for c in code.co_consts if isinstance(c, str)}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            strings |= _code_strings(const)
+    return strings
+
+
 def _borrowed_reference(fn, namespace, allowed):
     """The name of a course_pkg reference function that fn uses (directly or through the namespace), or None."""
     mod = getattr(fn, "__module__", "") or ""
@@ -161,7 +169,11 @@ def _borrowed_reference(fn, namespace, allowed):
     code = getattr(fn, "__code__", None)
     if code is None:
         return None
-    for name in _code_names(code):
+    names = _code_names(code)
+    for name in names | _code_strings(code):  # `from course_pkg.lstm import ...` inside the function, or its string
+        if name.startswith(_REFERENCE_MODULES):
+            return name
+    for name in names:
         if name in allowed:
             continue
         obj = namespace.get(name)

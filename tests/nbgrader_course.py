@@ -1,0 +1,112 @@
+"""A temporary copy of the nbgrader course with generated students, for the end-to-end tests and the autograding
+benchmark (bench/autograde_speed.py). Nothing is written inside the repository's assignments/ folder.
+
+Students are built from the source notebooks: a perfect student hands in the solutions (markers and hidden tests
+removed, as if typed into the released notebook); a student with a mistake hands in the same with one injection
+from tests/injections_<assignment>.py; an idle student hands in the released notebook unchanged.
+"""
+
+import importlib.util
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import nbformat
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ASSIGNMENTS = ("a1_rnn", "a2_lstm", "a3_gru")
+BIN = pathlib.Path(sys.executable).parent
+
+_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
+_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", re.M)
+
+
+def make_course(dest):
+    """Copy assignments/ (config and sources only) to dest; return dest as a Path."""
+    dest = pathlib.Path(dest)
+    (dest / "source").mkdir(parents=True)
+    shutil.copy(ROOT / "assignments" / "nbgrader_config.py", dest / "nbgrader_config.py")
+    for a in ASSIGNMENTS:
+        shutil.copytree(ROOT / "assignments" / "source" / a, dest / "source" / a,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    return dest
+
+
+def nbgrader(course, *args, check=True, timeout=1800):
+    """Run the stock nbgrader command in the course directory, with the venv's bin/ on PATH (alembic)."""
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", OPENBLAS_NUM_THREADS="1")
+    proc = subprocess.run([str(BIN / "nbgrader"), *args, f"--CourseDirectory.root={course}"], cwd=course, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"nbgrader {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def source_notebook(course, assignment):
+    return nbformat.read(pathlib.Path(course) / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+
+
+def release_notebook(course, assignment):
+    return nbformat.read(pathlib.Path(course) / "release" / assignment / f"{assignment}.ipynb", as_version=4)
+
+
+def perfect_student(source_nb):
+    """The solutions as a student would hand them in: no solution markers, no hidden tests."""
+    nb = nbformat.from_dict(source_nb)
+    for cell in nb.cells:
+        cell.source = _MARKER.sub("", _HIDDEN.sub("", cell.source))
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return nb
+
+
+def load_injections(assignment):
+    """INJECTIONS of tests/injections_<assignment>.py: (mistake_id, grade_id, old, new, {test_id: score})."""
+    path = ROOT / "tests" / f"injections_{assignment}.py"
+    spec = importlib.util.spec_from_file_location(f"injections_{assignment}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.INJECTIONS
+
+
+def with_injection(nb, grade_id, old, new):
+    nb = nbformat.from_dict(nb)
+    cells = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id]
+    assert len(cells) == 1 and cells[0].source.count(old) == 1, f"cannot inject {old!r} into {grade_id}"
+    cells[0].source = cells[0].source.replace(old, new)
+    return nb
+
+
+def submit(course, student, assignment, nb=None, raw=None, filename=None):
+    """Place a submission where `nbgrader collect` would: submitted/<student>/<assignment>/<assignment>.ipynb."""
+    folder = pathlib.Path(course) / "submitted" / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (filename or f"{assignment}.ipynb")
+    if raw is not None:
+        path.write_bytes(raw if isinstance(raw, bytes) else raw.encode())
+    else:
+        nbformat.write(nb, path)
+    (folder / "timestamp.txt").write_text("2026-11-23 12:00:00.000000 UTC")
+    return path
+
+
+def scores(course, assignment, student):
+    """{grade_id: score} of one student's autograded notebook, from the gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{pathlib.Path(course) / 'gradebook.db'}") as gb:
+        sub = gb.find_submission_notebook(assignment, assignment, student)
+        return {g.name: g.score for g in sub.grades}
+
+
+def autograded_points(source_nb):
+    """{grade_id: points} of the autograded test cells of a source notebook."""
+    out = {}
+    for c in source_nb.cells:
+        m = c.get("metadata", {}).get("nbgrader", {})
+        if c.cell_type == "code" and m.get("grade") and not m.get("solution"):
+            out[m["grade_id"]] = float(m["points"])
+    return out
