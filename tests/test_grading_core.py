@@ -163,3 +163,30 @@ def test_registry_rejects_duplicates_and_orphan_mistakes():
         reg.add_spec(spec)
     with pytest.raises(ValueError, match="no spec"):
         reg.add_mistake(core.Mistake("m", "nope", None, "w", "h", {}))
+
+
+@pytest.mark.parametrize("body", [
+    "    import course_pkg.rnn\n    return course_pkg.rnn.rnn_step_forward(x_t, h_prev, W, U, b)\n",
+    "    from course_pkg import rnn as r\n    return r.rnn_step_forward(x_t, h_prev, W, U, b)\n",
+])
+def test_module_imported_inside_function_is_refused(body):
+    ns = namespace()
+    exec("def rnn_step_forward(x_t, h_prev, W, U, b):\n" + body, ns)
+    with pytest.raises(AssertionError, match="course_pkg.rnn"):
+        a1_rnn.check("rnn_step_forward", ns)
+
+
+def test_helpers_from_course_pkg_activations_are_allowed():
+    ns = namespace()
+    exec("def rnn_step_forward(x_t, h_prev, W, U, b):\n"
+         "    from course_pkg.activations import sigmoid\n"
+         "    return np.tanh(x_t @ W + h_prev @ U + b) + 0 * sigmoid(b), None\n", ns)
+    a1_rnn.check("rnn_step_forward", ns)
+
+
+def test_no_mistake_hint_when_the_code_only_raised(capsys):
+    def broken(x_t, h_prev, W, U, b):
+        raise NotImplementedError()
+
+    a1_rnn.grade("rnn_step_forward", namespace(rnn_step_forward=broken), seed=5, points=3)
+    assert "No common mistake" not in capsys.readouterr().out

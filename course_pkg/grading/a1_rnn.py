@@ -1,6 +1,7 @@
 """Checks and common mistakes for assignment a1_rnn: the simple RNN and its gradient check.
 
-The notebook's cells call check(key, globals()) (visible) and grade(key, globals(), seed=..., points=...) (hidden).
+The notebook's cells call check(key, globals()) (visible) and grade(key, globals(), seed=..., points=...) (hidden);
+the test of the gradient check the student runs calls check_gradient_errors(globals()).
 """
 
 import numpy as np
@@ -8,7 +9,7 @@ import numpy as np
 from .. import gradcheck, rnn
 from ..activations import sigmoid
 from . import cases
-from .core import Mistake, Registry, Spec
+from .core import Mistake, Registry, Spec, StudentCode, run_case
 
 F64 = np.dtype(np.float64)
 BOTH = (np.dtype(np.float64), np.dtype(np.float32))
@@ -32,9 +33,12 @@ def _seq_case(rng, dtype, square=False):
     return cases.case(inputs, dtype, B=B, T=T, D=D, H=H)
 
 
-def _fixed(make):
-    """The notebook's visible example: float64, always the same numbers (the hidden cases are not these)."""
-    return lambda: make(np.random.default_rng(20261123), F64)
+def _fixed(make, square=False):
+    """The notebook's visible example: float64, always the same numbers (the hidden cases are not these).
+
+    The step functions' example has D == H: x and h swapped is then a wrong value the checker can name rather than
+    a shape error (the hidden cases alternate D == H and D != H, so shapes are still checked there)."""
+    return lambda: make(np.random.default_rng(20261123), F64, square)
 
 
 # ---------------------------------------------------------------- runs
@@ -83,22 +87,27 @@ def _run_numerical_gradient(get, i):
 
 
 SPECS = [
-    Spec("rnn_step_forward", rnn.rnn_step_forward, _step_case, _fixed(_step_case), _run_step_forward, ("h_t",)),
-    Spec("rnn_step_backward", rnn.rnn_step_backward, _step_case, _fixed(_step_case), _run_step_backward,
+    Spec("rnn_step_forward", rnn.rnn_step_forward, _step_case, _fixed(_step_case, square=True), _run_step_forward,
+         ("h_t",)),
+    Spec("rnn_step_backward", rnn.rnn_step_backward, _step_case, _fixed(_step_case, square=True), _run_step_backward,
          ("dx_t", "dh_prev", "dW", "dU", "db"), uses=("rnn_step_forward",),
-         note="checked with the cache your rnn_step_forward returns"),
+         note="checked with the cache your rnn_step_forward returns: if rnn_step_forward fails its check, fix it "
+              "first"),
     Spec("rnn_forward", rnn.rnn_forward, _seq_case, _fixed(_seq_case), _run_forward, ("h",),
          isolate=("rnn_step_forward",), note="rnn_step_forward inside it is course_pkg's during this check"),
     Spec("rnn_backward", rnn.rnn_backward, _seq_case, _fixed(_seq_case), _run_backward,
          ("dx", "dh0", "dW", "dU", "db"), uses=("rnn_forward",),
          isolate=("rnn_step_forward", "rnn_step_backward"),
-         note="checked with the cache your rnn_forward returns; the step functions inside are course_pkg's"),
+         note="checked with the cache your rnn_forward returns (if rnn_forward fails its check, fix it first); the "
+              "step functions inside both are course_pkg's"),
     Spec("numerical_gradient", gradcheck.numerical_gradient, _ng_case, _fixed(_ng_case), _run_numerical_gradient,
          ("gradient", "largest change left in the inputs")),
 ]
 
 
 # ---------------------------------------------------------------- mistakes (wrong versions, same signatures)
+# Forward mistakes keep a cache that course_pkg's backward (or the loop below) can read: a backward check runs on the
+# student's own forward, so a wrong forward also shows in the backward's outputs.
 
 def _step(act=np.tanh, bias=True, swap=False):
     def rnn_step_forward(x_t, h_prev, W, U, b):
@@ -108,35 +117,40 @@ def _step(act=np.tanh, bias=True, swap=False):
     return rnn_step_forward
 
 
-def _step_backward(dtanh):
+def _step_backward(dtanh, swap_weight_grads=False):
     def rnn_step_backward(dh_t, cache):
         da = dh_t * dtanh(cache)
-        return da @ cache["W"].T, da @ cache["U"].T, cache["x_t"].T @ da, cache["h_prev"].T @ da, da.sum(axis=0)
+        dW, dU = cache["x_t"].T @ da, cache["h_prev"].T @ da
+        if swap_weight_grads:
+            dW, dU = dU, dW
+        return da @ cache["W"].T, da @ cache["U"].T, dW, dU, da.sum(axis=0)
     return rnn_step_backward
 
 
-def _loop_forward(h0_ignored=False, shifted=False):
+def _loop_forward(h0_ignored=False, shifted=False, carried=True, states_dtype=None):
     def rnn_forward(x, h0, W, U, b):
         h = np.zeros_like(h0) if h0_ignored else h0
         hs, caches = [], []
         for t in range(x.shape[1]):
             if shifted:
                 hs.append(h)
-            h, cache = rnn.rnn_step_forward(x[:, t], h, W, U, b)
+            h_t, cache = rnn.rnn_step_forward(x[:, t], h if carried else h0, W, U, b)
+            h = h_t
             if not shifted:
                 hs.append(h)
             caches.append(cache)
-        return np.stack(hs, axis=1), caches
+        return np.stack(hs, axis=1).astype(states_dtype or x.dtype), caches
     return rnn_forward
 
 
-def _loop_backward(accumulate=True, carry=True):
+def _loop_backward(accumulate=True, carry=True, reverse=True):
+    """BPTT over the step caches of _loop_forward; the keyword arguments switch one part off."""
     def rnn_backward(dh, caches):
         B, T, H = dh.shape
         dx = np.zeros((B, T, caches[0]["x_t"].shape[1]), dtype=dh.dtype)
         dW, dU, db = 0, 0, 0
         dh_next = np.zeros((B, H), dtype=dh.dtype)
-        for t in reversed(range(T)):
+        for t in (reversed(range(T)) if reverse else range(T)):
             dx[:, t], dh_prev, dW_t, dU_t, db_t = rnn.rnn_step_backward(dh[:, t] + dh_next, caches[t])
             dh_next = dh_prev if carry else np.zeros_like(dh_prev)
             if accumulate:
@@ -149,7 +163,7 @@ def _loop_backward(accumulate=True, carry=True):
 
 def _ng(kind):
     def numerical_gradient(f, inputs, name, douts, eps=1e-6):
-        p = inputs[name]
+        p = inputs[name].copy() if kind == "copy" else inputs[name]
         grad = np.zeros_like(p)
 
         def loss():
@@ -196,20 +210,35 @@ MISTAKES = [
             {"rnn_step_backward": _step_backward(lambda c: 1 - c["h_t"])}, BOTH),
     Mistake("rnn-dtanh-of-preactivation", "rnn_step_backward", "tanh derivative",
             "the derivative of tanh is computed from the pre-activation a as 1 - a^2, not from tanh(a).",
-            "1 - tanh(a)^2 needs tanh(a), which is h_t; a itself is not bounded by 1.",
+            "1 - tanh(a)^2 needs tanh(a), which is h_t; a itself is not bounded by 1. Check what your cache holds.",
             {"rnn_step_forward": _step(), "rnn_step_backward": _step_backward(lambda c: 1 - c["a"] ** 2)}, BOTH),
     Mistake("rnn-dtanh-missing", "rnn_step_backward", "tanh derivative",
             "the upstream gradient goes to the weights without being multiplied by tanh's derivative.",
             "the chain rule passes through tanh first: multiply dh_t by d tanh(a)/da elementwise.",
             {"rnn_step_backward": _step_backward(lambda c: 1)}, BOTH),
+    Mistake("rnn-weight-grads-swapped", "rnn_step_backward", "weight gradients",
+            "dW and dU are swapped: dW is built from h_prev and dU from x_t.",
+            "W multiplies x_t, so its gradient pairs x_t with the gradient of the pre-activation; U pairs with "
+            "h_prev. Each gradient has the shape of its parameter: W (D, H), U (H, H).",
+            {"rnn_step_backward": _step_backward(lambda c: 1 - c["h_t"] ** 2, swap_weight_grads=True)}, BOTH),
     Mistake("rnn-h0-ignored", "rnn_forward", "initial state",
             "the recurrence starts from zeros instead of h0.",
             "the first step's previous state is the h0 argument.",
-            {"rnn_forward": _loop_forward(h0_ignored=True)}, BOTH),
+            {"rnn_forward": _loop_forward(h0_ignored=True), "rnn_backward": _loop_backward()}, BOTH),
     Mistake("rnn-states-shifted", "rnn_forward", "output",
             "h holds h_0 ... h_{T-1}: the states are shifted one step back and the last one is missing.",
             "h[:, t] is the state after reading x[:, t]; store the state each step returns.",
-            {"rnn_forward": _loop_forward(shifted=True)}, BOTH),
+            {"rnn_forward": _loop_forward(shifted=True), "rnn_backward": _loop_backward()}, BOTH),
+    Mistake("rnn-state-not-carried", "rnn_forward", "recurrence",
+            "every step starts from h0: the state a step returns is not passed to the next step.",
+            "step t reads the state that step t - 1 returned; only the first step reads h0.",
+            {"rnn_forward": _loop_forward(carried=False), "rnn_backward": _loop_backward()}, BOTH),
+    Mistake("rnn-states-float64", "rnn_forward", "output dtype",
+            "float32 inputs give float64 states: the array that collects the states is created as float64.",
+            "an array created without a dtype is float64; give it the dtype of the inputs, so that a float32 "
+            "network stays float32.",
+            {"rnn_forward": _loop_forward(states_dtype=np.float64), "rnn_backward": _loop_backward()},
+            (np.dtype(np.float32),)),
     Mistake("rnn-grads-not-accumulated", "rnn_backward", "parameter gradients",
             "dW, dU and db hold one step's gradient (the last one computed) instead of the sum over all steps.",
             "the same W, U, b are used at every step, so their gradient is the sum of every step's contribution.",
@@ -218,6 +247,11 @@ MISTAKES = [
             "each step receives only its own dh[:, t]; the gradient from later steps (dh_prev) is dropped.",
             "h_t affects the loss directly and through h_{t+1}: add the dh_prev of step t+1 to dh[:, t].",
             {"rnn_forward": _loop_forward(), "rnn_backward": _loop_backward(carry=False)}, BOTH),
+    Mistake("rnn-backward-not-reversed", "rnn_backward", "order of the steps",
+            "the steps are differentiated from the first to the last, so each dh_prev is handed to the wrong step.",
+            "the gradient into h_t needs the dh_prev of step t+1, so the loop must run from the last step back to "
+            "the first; the dh_prev of the first step is dh0.",
+            {"rnn_forward": _loop_forward(), "rnn_backward": _loop_backward(reverse=False)}, BOTH),
     Mistake("ng-one-sided", "numerical_gradient", "difference quotient",
             "a one-sided difference (f(p + eps) - f(p)) / eps: its error is of order eps, not eps^2.",
             "evaluate the loss on both sides of p and divide by the distance between the two points.",
@@ -230,6 +264,11 @@ MISTAKES = [
             "the perturbed entry is not put back to its value: the inputs come back changed.",
             "save each entry before you perturb it and restore it before moving on.",
             {"numerical_gradient": _ng("not-restored")}),
+    Mistake("ng-perturbs-copy", "numerical_gradient", "perturbation",
+            "the gradient is zero everywhere: the array you perturb is a copy, and f still reads the original.",
+            "f sees only what is in the inputs dict: change the entries of that very array (in place), then put "
+            "them back.",
+            {"numerical_gradient": _ng("copy")}),
 ]
 
 REGISTRY = Registry("a1_rnn")
@@ -238,3 +277,80 @@ for _spec in SPECS:
 for _mistake in MISTAKES:
     REGISTRY.add_mistake(_mistake)
 check, grade = REGISTRY.check, REGISTRY.grade
+
+
+# ---------------------------------------------------------------- the gradient check the student runs
+
+GRADIENT_CHECK_TOL = 1e-7
+# the dicts the notebook's gradient check stores: name -> (the backward pass it checks, the inputs it must cover)
+GRADIENT_CHECK_DICTS = {
+    "step_errors": ("rnn_step_backward", ("x_t", "h_prev", "W", "U", "b")),
+    "errors": ("rnn_backward", ("x", "h0", "W", "U", "b")),
+}
+
+
+def _dict_problems(var, value, function, inputs, tol):
+    """What is wrong with one dict of relative errors (a list of sentences; empty if nothing)."""
+    if value is None:
+        return [f"{var} is not defined: the gradient check cell must store the relative errors of your {function} "
+                f"in a dict named {var}."]
+    if not isinstance(value, dict):
+        return [f"{var} is a {type(value).__name__}; expected a dict with one relative error per input: "
+                f"{', '.join(inputs)}."]
+    problems = []
+    missing = [n for n in inputs if n not in value]
+    if missing:
+        problems.append(f"{var} has no relative error for {', '.join(missing)}; expected one for each input of "
+                        f"{function}: {', '.join(inputs)}.")
+    for name in inputs:
+        if name not in value:
+            continue
+        try:
+            err = float(value[name])
+        except (TypeError, ValueError):
+            problems.append(f"{var}[{name!r}] is a {type(value[name]).__name__}, not a number: store the relative "
+                            "error itself.")
+            continue
+        if not 0 <= err <= 1:  # also catches NaN
+            problems.append(f"{var}[{name!r}] = {err:.3g} is not a relative error (those lie between 0 and 1).")
+        elif not err < tol:
+            problems.append(f"{var}[{name!r}] = {err:.2e}: above the tolerance {tol:.0e}, so your {function} and "
+                            "your numerical gradient disagree on this input.")
+    return problems
+
+
+def _function_checks(namespace):
+    """One line per graded function: does it pass its visible check, and which known mistake matches it."""
+    lines = []
+    for key in ("rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward", "numerical_gradient"):
+        spec = REGISTRY.spec(key)
+        student = StudentCode(namespace, spec, REGISTRY)
+        problem = student.problem()
+        if problem:
+            lines.append(f"  {key}: {problem}")
+            continue
+        result = run_case(REGISTRY, spec, student, spec.visible_case())
+        lines.append(f"  {key}: " + ("passes its visible check" if result.passed else
+                                     f"fails its visible check: {result.detail}"))
+        lines += ["    " + m.message() for m in result.mistakes]
+    return lines
+
+
+def check_gradient_errors(namespace, tol=GRADIENT_CHECK_TOL):
+    """The test of the gradient check the student runs: the dicts of GRADIENT_CHECK_DICTS in the notebook's
+    namespace hold one relative error per input, each below tol. Raises AssertionError saying what is missing or too
+    large, followed by what the checks of the five graded functions say (a gradient check fails when the backward
+    pass, the forward pass it differentiates or the numerical gradient is wrong)."""
+    problems = []
+    for var, (function, inputs) in GRADIENT_CHECK_DICTS.items():
+        problems += _dict_problems(var, namespace.get(var), function, inputs, tol)
+    if problems:
+        lines = ["Gradient check not passed:", *(f"  - {p}" for p in problems),
+                 "What the checks of your functions say (on their small examples):", *_function_checks(namespace),
+                 "If they all pass, look at the gradient check itself: the function you differentiate, the upstream "
+                 "gradient you give, and which analytic gradient you compare with which input."]
+        raise AssertionError("\n".join(lines))
+    worst = max(((float(namespace[var][n]), f"{var}[{n!r}]") for var, (_, inputs) in GRADIENT_CHECK_DICTS.items()
+                 for n in inputs))
+    count = sum(len(inputs) for _, inputs in GRADIENT_CHECK_DICTS.values())
+    print(f"gradient check: all {count} relative errors are below {tol:.0e} (largest {worst[0]:.1e}, {worst[1]})")

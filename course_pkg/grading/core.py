@@ -14,6 +14,7 @@ also those of every function that calls it.
 from __future__ import annotations
 
 import dataclasses
+import dis
 import io
 import traceback
 import types
@@ -161,6 +162,22 @@ def _code_strings(code):
     return strings
 
 
+def _imported_references(code):
+    """Reference modules imported inside the function's own code (import x / from x import y)."""
+    found = set()
+    ins = list(dis.get_instructions(code))
+    for k, i in enumerate(ins):
+        if i.opname != "IMPORT_NAME" or not str(i.argval).startswith("course_pkg"):
+            continue
+        fromlist = ins[k - 1].argval if k and ins[k - 1].opname == "LOAD_CONST" else None
+        names = [f"{i.argval}.{n}" for n in (fromlist or ())] or [i.argval]
+        found |= {n for n in names if n.startswith(_REFERENCE_MODULES)}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found |= _imported_references(const)
+    return found
+
+
 def _borrowed_reference(fn, namespace, allowed):
     """The name of a course_pkg reference function that fn uses (directly or through the namespace), or None."""
     mod = getattr(fn, "__module__", "") or ""
@@ -169,6 +186,9 @@ def _borrowed_reference(fn, namespace, allowed):
     code = getattr(fn, "__code__", None)
     if code is None:
         return None
+    imported = _imported_references(code)
+    if imported:
+        return sorted(imported)[0]
     names = _code_names(code)
     for name in names | _code_strings(code):  # `from course_pkg.lstm import ...` inside the function, or its string
         if name.startswith(_REFERENCE_MODULES):
@@ -177,8 +197,7 @@ def _borrowed_reference(fn, namespace, allowed):
         if name in allowed:
             continue
         obj = namespace.get(name)
-        if isinstance(obj, types.ModuleType) and obj.__name__.startswith(("course_pkg.rnn", "course_pkg.lstm",
-                                                                           "course_pkg.gru")):
+        if isinstance(obj, types.ModuleType) and obj.__name__.startswith(_REFERENCE_MODULES):
             return obj.__name__
         if name == "course_pkg" and isinstance(obj, types.ModuleType):
             return "course_pkg"
@@ -286,9 +305,12 @@ def _matches(spec, case, got, mistake_out):
 
 
 def diagnose(registry, spec, case, got):
-    """The Mistakes whose outputs on this case match the student's outputs."""
+    """The Mistakes whose outputs on this case match the student's outputs: the check's own, then those of the
+    functions it uses (a backward check runs on the cache of the student's own forward, so a wrong forward shows in
+    the backward's outputs, and the report should send the student to it)."""
     found = []
-    for mistake in registry.mistakes.get(spec.key, []):
+    used = [m for name in spec.uses for m in registry.mistakes.get(name, [])]
+    for mistake in [*registry.mistakes.get(spec.key, []), *used]:
         if case.dtype not in mistake.dtypes:
             continue
         try:
@@ -316,6 +338,7 @@ class CaseResult:
     passed: bool
     detail: str = ""
     mistakes: list = dataclasses.field(default_factory=list)
+    raised: bool = False  # the student's code raised: no outputs to compare with the library
 
 
 def run_case(registry, spec, student, case):
@@ -328,9 +351,9 @@ def run_case(registry, spec, student, case):
         with np.errstate(all="ignore"):
             got = _as_outputs(spec.run(student, _copy_inputs(case.inputs)), spec)
     except RecursionError:
-        return CaseResult(case, False, "RecursionError (a function that calls itself without end?)")
+        return CaseResult(case, False, "RecursionError (a function that calls itself without end?)", raised=True)
     except Exception as exc:
-        return CaseResult(case, False, _student_error(exc))
+        return CaseResult(case, False, _student_error(exc), raised=True)
     try:
         compare(spec, case, got, expected)
     except CheckFailure as exc:
@@ -364,7 +387,7 @@ def _report(spec, results, header):
                 named.append(m)
     for m in named:
         print("  " + m.message(), file=out)
-    if not named and not all(r.passed for r in results):
+    if not named and any(not r.passed and not r.raised for r in results):
         print("  No common mistake matches these outputs: compare your function with the equations in the "
               "notebook, term by term, on the small example.", file=out)
     return out.getvalue().rstrip("\n")

@@ -1,0 +1,68 @@
+"""The mistakes of course_pkg.grading.a1_rnn, each injected into the source solution of a1_rnn by one replacement.
+
+INJECTIONS: (mistake_id, grade_id of the solution cell, old, new, {test cell grade_id: expected score}), listing only
+the test cells that lose points. The expected scores were computed by the checker on the hidden seeds of the source
+notebook and are kept as regression values. A cell whose visible check fails scores 0 (its hidden part never runs),
+which is why most losses are whole cells. Losses beyond the mistake's own cell: a backward check runs on the cache of
+the student's own forward (test_rnn_step_backward, test_rnn_backward), and the gradient check the student runs
+(test_gradient_check) fails whenever a forward, a backward or the numerical gradient it relies on is wrong.
+"""
+
+_FORWARD_STEP_LINES = ("h_t, step_cache = rnn_step_forward(x[:, t], h_t, W, U, b)\n"
+                       "        h[:, t] = h_t")
+_CENTRAL = ("p[j] = saved - eps\n"
+            "        loss_minus = loss()\n"
+            "        p[j] = saved\n"
+            "        grad[j] = (loss_plus - loss_minus) / (2 * eps)")
+_ACCUMULATE = "dW += dW_t\n        dU += dU_t\n        db += db_t"
+
+INJECTIONS = [
+    # rnn_step_forward
+    ("rnn-sigmoid-state", "rnn_step_forward", "np.tanh(a_t)", "1 / (1 + np.exp(-a_t))",
+     {"test_rnn_step_forward": 0.0, "test_rnn_step_backward": 0.0, "test_gradient_check": 0.0}),
+    ("rnn-missing-bias", "rnn_step_forward", "h_prev @ U + b", "h_prev @ U",
+     {"test_rnn_step_forward": 0.0, "test_rnn_step_backward": 0.0, "test_gradient_check": 0.0}),
+    ("rnn-x-h-swapped", "rnn_step_forward", "x_t @ W + h_prev @ U", "x_t @ U + h_prev @ W",
+     {"test_rnn_step_forward": 0.0, "test_rnn_step_backward": 0.0, "test_gradient_check": 0.0}),
+    ("rnn-no-activation", "rnn_step_forward", "h_t = np.tanh(a_t)", "h_t = a_t",
+     {"test_rnn_step_forward": 0.0, "test_rnn_step_backward": 0.0, "test_gradient_check": 0.0}),
+    # rnn_step_backward (the pre-activation mistake is made in the forward step's cache: the backward step reads
+    # a_t where h_t belongs)
+    ("rnn-dtanh-not-squared", "rnn_step_backward", "(1 - h_t ** 2)", "(1 - h_t)",
+     {"test_rnn_step_backward": 0.0, "test_gradient_check": 0.0}),
+    ("rnn-dtanh-of-preactivation", "rnn_step_forward", "cache = (x_t, h_prev, W, U, h_t)",
+     "cache = (x_t, h_prev, W, U, a_t)",
+     {"test_rnn_step_backward": 0.0, "test_gradient_check": 0.0}),
+    ("rnn-dtanh-missing", "rnn_step_backward", "da = dh_t * (1 - h_t ** 2)", "da = dh_t",
+     {"test_rnn_step_backward": 0.0, "test_gradient_check": 0.0}),
+    ("rnn-weight-grads-swapped", "rnn_step_backward", "dW = x_t.T @ da\n    dU = h_prev.T @ da",
+     "dW = h_prev.T @ da\n    dU = x_t.T @ da",
+     {"test_rnn_step_backward": 0.0, "test_gradient_check": 0.0}),
+    # rnn_forward
+    ("rnn-h0-ignored", "rnn_forward", "h_t = h0\n", "h_t = np.zeros_like(h0)\n",
+     {"test_rnn_forward": 0.0, "test_rnn_backward": 0.0, "test_gradient_check": 0.0}),
+    ("rnn-states-shifted", "rnn_forward", _FORWARD_STEP_LINES,
+     "h[:, t] = h_t\n        h_t, step_cache = rnn_step_forward(x[:, t], h_t, W, U, b)",
+     {"test_rnn_forward": 0.0, "test_gradient_check": 0.0}),
+    ("rnn-state-not-carried", "rnn_forward", "rnn_step_forward(x[:, t], h_t, W, U, b)",
+     "rnn_step_forward(x[:, t], h0, W, U, b)",
+     {"test_rnn_forward": 0.0, "test_rnn_backward": 0.0, "test_gradient_check": 0.0}),
+    ("rnn-states-float64", "rnn_forward", ", dtype=x.dtype)", ")",
+     {"test_rnn_forward": 1.33}),  # the visible check is float64: only the 2 float32 hidden cases of 6 fail
+    # rnn_backward
+    ("rnn-grads-not-accumulated", "rnn_backward", _ACCUMULATE, "dW = dW_t\n        dU = dU_t\n        db = db_t",
+     {"test_rnn_backward": 0.0, "test_gradient_check": 0.0}),
+    ("rnn-no-gradient-through-time", "rnn_backward", "dh[:, t] + dh_next", "dh[:, t]",
+     {"test_rnn_backward": 0.0, "test_gradient_check": 0.0}),
+    ("rnn-backward-not-reversed", "rnn_backward", "reversed(range(T))", "range(T)",
+     {"test_rnn_backward": 0.0, "test_gradient_check": 0.0}),
+    # numerical_gradient
+    ("ng-one-sided", "numerical_gradient", _CENTRAL, "p[j] = saved\n        grad[j] = (loss_plus - loss()) / eps",
+     {"test_numerical_gradient": 0.0, "test_gradient_check": 0.0}),
+    ("ng-missing-half", "numerical_gradient", "/ (2 * eps)", "/ eps",
+     {"test_numerical_gradient": 0.0, "test_gradient_check": 0.0}),
+    ("ng-not-restored", "numerical_gradient", "        p[j] = saved\n", "",
+     {"test_numerical_gradient": 0.0, "test_gradient_check": 0.0}),
+    ("ng-perturbs-copy", "numerical_gradient", "p = inputs[name]\n", "p = inputs[name].copy()\n",
+     {"test_numerical_gradient": 0.0, "test_gradient_check": 0.0}),
+]

@@ -1,0 +1,287 @@
+"""Assignment a1_rnn (the simple RNN), in process: the notebook's structure, its solutions (full points), the student
+version (0 points, no crash of the checker), every mistake of the library injected into the solutions (its expected
+score, its name in the feedback), the refusal of course_pkg's reference, and the test of the student's own gradient
+check. The end-to-end run through nbgrader is in test_assignments_nbgrader.py."""
+
+import re
+
+import nbformat
+import numpy as np
+import pytest
+
+import assignment_tools as at
+from course_pkg.grading import a1_rnn, core
+from injections_a1_rnn import INJECTIONS
+
+ASSIGNMENT = "a1_rnn"
+REG = a1_rnn.REGISTRY
+NB = at.load(ASSIGNMENT)
+POINTS = at.test_cells(NB)  # grade_id -> points of the autograded test cells
+CHECKED = [k for k in REG.specs]  # the functions whose test cell runs check() and grade()
+WRITTEN_ID = "written_vanishing_gradients"
+TEST_CELL = re.compile(
+    r'\Acheck\("(?P<key>\w+)", globals\(\)\)\n'
+    r"### BEGIN HIDDEN TESTS\n"
+    r"from course_pkg\.grading\.a1_rnn import grade as _grade\n"
+    r'_grade\("(?P=key)", globals\(\), seed=(?P<seed>\d{18}), points=(?P<points>[\d.]+)\)\n'
+    r"### END HIDDEN TESTS\Z")
+SOLUTION_REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION[^\n]*$", re.S | re.M)
+
+
+def meta(cell):
+    return at.nbgrader_meta(cell)
+
+
+def student_version(nb):
+    """What nbgrader's generate_assignment makes of the solution regions (the hidden tests stay: the autograder
+    puts them back before grading)."""
+    nb = nbformat.from_dict(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = SOLUTION_REGION.sub(lambda m: f"{m[1]}# YOUR CODE HERE\n{m[1]}raise NotImplementedError()",
+                                              cell.source)
+        else:
+            cell.source = SOLUTION_REGION.sub("YOUR ANSWER HERE", cell.source)
+    return nb
+
+
+def hidden_only(nb):
+    """nb with the visible check() line removed from the test cells, so that the hidden grade() always runs."""
+    nb = nbformat.from_dict(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and TEST_CELL.match(cell.source):
+            cell.source = cell.source.split("\n", 1)[1]
+    return nb
+
+
+def mistake(mistake_id):
+    return next(m for m in REG.all_mistakes() if m.id == mistake_id)
+
+
+# ---------------------------------------------------------------- the notebook itself
+
+def test_notebook_is_valid_with_ids_and_no_outputs():
+    nbformat.validate(NB)
+    assert NB.metadata.kernelspec.name == "python3"
+    ids = [c.get("id") for c in NB.cells]
+    assert all(ids) and len(set(ids)) == len(ids), "every cell needs its own id"
+    grade_ids = [meta(c).get("grade_id") for c in NB.cells]
+    assert all(grade_ids) and len(set(grade_ids)) == len(grade_ids), "every cell needs its own nbgrader grade_id"
+    for cell in NB.cells:
+        assert meta(cell)["schema_version"] == 3
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{meta(cell)['grade_id']} has outputs"
+    first = NB.cells[0]
+    assert first.cell_type == "markdown" and meta(first)["locked"]
+
+
+def test_solution_cells_and_test_cells_follow_the_conventions():
+    seeds = []
+    for key in CHECKED:
+        sol = at.cell_by_id(NB, key)
+        assert meta(sol) == {"schema_version": 3, "grade": False, "solution": True, "locked": False,
+                             "grade_id": key, "task": False}
+        assert f"def {key}(" in sol.source and "### BEGIN SOLUTION" in sol.source
+        test = at.cell_by_id(NB, f"test_{key}")
+        m = TEST_CELL.match(test.source)
+        assert m, f"test_{key} does not have the agreed form:\n{test.source}"
+        assert m["key"] == key and meta(test)["locked"] and meta(test)["grade"] and not meta(test)["solution"]
+        assert float(m["points"]) == meta(test)["points"]
+        seeds.append(m["seed"])
+    assert len(set(seeds)) == len(seeds), "each hidden cell needs its own seed"
+
+
+def test_points_total_15_and_the_intro_table_agrees():
+    written = at.cell_by_id(NB, WRITTEN_ID)
+    assert written.cell_type == "markdown"
+    assert meta(written) == {"schema_version": 3, "grade": True, "solution": True, "locked": False,
+                             "grade_id": WRITTEN_ID, "points": 2, "task": False}
+    assert "### BEGIN SOLUTION" in written.source and "### END SOLUTION" in written.source
+    assert POINTS == {"test_rnn_step_forward": 2, "test_rnn_step_backward": 3, "test_rnn_forward": 2,
+                      "test_rnn_backward": 3, "test_numerical_gradient": 2, "test_gradient_check": 1}
+    assert sum(POINTS.values()) + meta(written)["points"] == 15
+    intro = NB.cells[0].source
+    for key in CHECKED:
+        assert re.search(rf"\| `{key}\(.*?\)` \| {POINTS['test_' + key]:g} \|", intro), f"{key} in the table"
+    assert "| **Total** | **15** |" in intro
+
+
+def test_intro_states_the_checker_tolerances():
+    intro = NB.cells[0].source
+    for dtype, (rtol, atol) in core.TOLERANCES.items():
+        written = rf"10^{{{round(np.log10(atol))}}} + 10^{{{round(np.log10(rtol))}}}"
+        assert f"{dtype.name}:" in intro and written in intro, f"{dtype.name} tolerance {written} not in the intro"
+
+
+def test_setup_cell_imports_only_numpy_and_check():
+    setup = at.cell_by_id(NB, "setup")
+    assert setup.source.split() == "import numpy as np from course_pkg.grading.a1_rnn import check".split()
+
+
+# ---------------------------------------------------------------- the checks
+
+@pytest.mark.parametrize("key", CHECKED)
+def test_reference_passes_its_own_checks(key):
+    spec = REG.spec(key)
+    seed = int(TEST_CELL.match(at.cell_by_id(NB, f"test_{key}").source)["seed"])
+    for case in [spec.visible_case(), *core.hidden_cases(spec, seed)]:
+        result = core.run_case(REG, spec, REG.reference, case)
+        assert result.passed, f"{key} on {case.label}: {result.detail}"
+
+
+@pytest.mark.parametrize("m", REG.all_mistakes(), ids=lambda m: m.id)
+def test_each_mistake_differs_from_the_reference_and_is_recognised_alone(m):
+    """On the visible example and on the notebook's hidden cases: the wrong version's outputs fail the check and
+    match no other mistake of the same function (a D != H case may be a shape error, which is not diagnosed)."""
+    spec = REG.spec(m.function)
+    seed = int(TEST_CELL.match(at.cell_by_id(NB, f"test_{m.function}").source)["seed"])
+    resolve = core._mistake_resolver(m, REG)
+    recognised = 0
+    for case in [spec.visible_case(), *core.hidden_cases(spec, seed)]:
+        if case.dtype not in m.dtypes:
+            continue
+        try:
+            got = core._as_outputs(spec.run(resolve, core._copy_inputs(case.inputs)), spec)
+        except ValueError:  # matmul shapes: x and h swapped with D != H
+            assert m.id == "rnn-x-h-swapped" and case.inputs["x_t"].shape[1] != case.inputs["h_prev"].shape[1]
+            continue
+        expected = core._as_outputs(spec.run(REG.reference, core._copy_inputs(case.inputs)), spec)
+        with pytest.raises(core.CheckFailure):
+            core.compare(spec, case, got, expected)
+        own = [x.id for x in core.diagnose(REG, spec, case, got) if x.function == m.function]
+        assert own == [m.id], case.label
+        recognised += 1
+    assert recognised >= 2
+
+
+@pytest.mark.parametrize("m", REG.all_mistakes(), ids=lambda m: m.id)
+def test_mistake_messages_say_where_what_and_how_without_code(m):
+    msg = m.message()
+    assert msg.startswith(f"Likely mistake [{m.id}] in {m.function}")
+    assert m.gate and m.gate in msg and "Hint:" in msg
+    assert len(m.what) > 20 and len(m.hint) > 20
+    for code in ("@", "np.", "numpy", "axis=", ".sum(", ".copy(", "range(", "zeros_like("):
+        assert code not in m.what + m.hint, f"{m.id}: {code!r} in the message"
+
+
+def test_library_has_at_least_12_mistakes_each_injected():
+    ids = [m.id for m in REG.all_mistakes()]
+    assert len(ids) >= 12
+    assert sorted(i[0] for i in INJECTIONS) == sorted(ids)
+    for mistake_id, solution_id, old, new, losses in INJECTIONS:
+        assert f"test_{mistake(mistake_id).function}" in losses, f"{mistake_id} must cost its own cell's points"
+        assert set(losses) <= set(POINTS)
+
+
+# ---------------------------------------------------------------- the notebook, run as the autograder would
+
+def test_solutions_get_full_points():
+    results = at.run_in_process(NB)
+    assert {k: r.score for k, r in results.items()} == POINTS
+    for key in CHECKED:
+        assert "6 of 6 hidden checks passed" in results[f"test_{key}"].output
+    assert "all 10 relative errors are below 1e-07" in results["test_gradient_check"].output
+
+
+def test_student_version_gets_zero_and_says_why():
+    student = student_version(NB)
+    assert "### BEGIN SOLUTION" not in "".join(c.source for c in student.cells)
+    assert at.cell_by_id(student, WRITTEN_ID).source == "YOUR ANSWER HERE"
+    results = at.run_in_process(student)
+    assert {k: r.score for k, r in results.items()} == dict.fromkeys(POINTS, 0.0)
+    for key in CHECKED:
+        out = results[f"test_{key}"].output
+        assert "NotImplementedError" in out and "checker error" not in out
+    assert "step_errors is not defined" in results["test_gradient_check"].output
+
+
+def test_student_version_hidden_checks_give_zero_without_crashing():
+    results = at.run_in_process(hidden_only(student_version(NB)))
+    for key in CHECKED:
+        run = results[f"test_{key}"]
+        assert run.score == 0.0 and "0 of 6 hidden checks passed" in run.output, run.output
+
+
+def _run_injection(solution_id, old, new):
+    return at.run_in_process(at.inject(NB, solution_id, old, new))
+
+
+@pytest.mark.parametrize("mistake_id,solution_id,old,new,losses", INJECTIONS, ids=[i[0] for i in INJECTIONS])
+def test_injected_mistake_loses_its_points_and_is_named(mistake_id, solution_id, old, new, losses):
+    results = _run_injection(solution_id, old, new)
+    assert {k: r.score for k, r in results.items()} == {**POINTS, **losses}
+    own = f"test_{mistake(mistake_id).function}"
+    assert f"[{mistake_id}]" in results[own].output, results[own].output
+    if "test_gradient_check" in losses:  # its report runs the functions' checks, which name the mistake
+        assert f"[{mistake_id}]" in results["test_gradient_check"].output
+    for test_id in set(losses) - {own, "test_gradient_check"}:  # a backward check on the student's wrong forward
+        used = REG.spec(test_id.removeprefix("test_")).uses
+        assert any(f"if {u} fails its check, fix it first" in results[test_id].output for u in used)
+
+
+CASCADES = [(i[0], i[1], i[2], i[3], test_id) for i in INJECTIONS for test_id in i[4]
+            if test_id not in (f"test_{mistake(i[0]).function}", "test_gradient_check")]
+
+
+@pytest.mark.parametrize("mistake_id,solution_id,old,new,test_id", CASCADES, ids=[f"{c[0]}:{c[4]}" for c in CASCADES])
+def test_backward_check_names_the_forward_mistake_it_runs_on(mistake_id, solution_id, old, new, test_id):
+    results = _run_injection(solution_id, old, new)
+    assert f"[{mistake_id}]" in results[test_id].output
+
+
+@pytest.mark.parametrize("solution_id,before,borrowing", [
+    ("rnn_step_forward", "", "from course_pkg.rnn import rnn_step_forward as reference\n"
+                             "    return reference(x_t, h_prev, W, U, b)"),
+    ("rnn_forward", "", "import course_pkg.rnn\n    return course_pkg.rnn.rnn_forward(x, h0, W, U, b)"),
+    ("rnn_backward", "from course_pkg.rnn import rnn_backward as reference\n\n\n", "return reference(dh, cache)"),
+    ("rnn_step_backward", "", "from course_pkg import rnn\n    return rnn.rnn_step_backward(dh_t, cache)"),
+    ("numerical_gradient", "", "from course_pkg import gradcheck\n"
+                                           "    return gradcheck.numerical_gradient(f, inputs, name, douts, eps)"),
+    ("numerical_gradient", "import course_pkg.gradcheck as gc\n\n\n",
+                 "return gc.numerical_gradient(f, inputs, name, douts, eps)"),
+], ids=["step_forward-local-from-import", "forward-local-import", "backward-cell-import",
+        "step_backward-local-module-import", "numerical_gradient-local-module-import",
+        "numerical_gradient-cell-module-import"])
+def test_calling_course_pkg_instead_of_own_code_is_refused(solution_id, before, borrowing):
+    """The solution's body replaced by a call of course_pkg's function, imported inside the function or, with
+    `before`, at the top of the cell."""
+    nb = NB
+    if before:
+        cell = at.cell_by_id(nb, solution_id)
+        nb = at.inject(nb, solution_id, cell.source, before + cell.source)
+    source = at.cell_by_id(nb, solution_id).source
+    body = re.search(r"### BEGIN SOLUTION\n(.*?)\n[ \t]*### END SOLUTION", source, re.S)[1]
+    results = at.run_in_process(at.inject(nb, solution_id, body.strip(), borrowing))
+    run = results[f"test_{solution_id}"]
+    assert run.score == 0.0
+    assert "uses course_pkg's reference implementation" in run.output, run.output
+
+
+# ---------------------------------------------------------------- the test of the student's own gradient check
+
+GOOD = {"step_errors": dict.fromkeys(["x_t", "h_prev", "W", "U", "b"], 1e-10),
+        "errors": dict.fromkeys(["x", "h0", "W", "U", "b"], 2e-10)}
+
+
+def test_gradient_check_test_passes_small_errors(capsys):
+    a1_rnn.check_gradient_errors({**GOOD})
+    assert "all 10 relative errors are below 1e-07 (largest 2.0e-10" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change,expected", [
+    ({"errors": None}, "errors is not defined"),
+    ({"step_errors": [1e-10] * 5}, "step_errors is a list; expected a dict"),
+    ({"errors": {**GOOD["errors"], "U": 3e-4}}, "errors['U'] = 3.00e-04: above the tolerance 1e-07"),
+    ({"errors": {k: v for k, v in GOOD["errors"].items() if k != "h0"}}, "errors has no relative error for h0"),
+    ({"step_errors": {**GOOD["step_errors"], "b": "small"}}, "step_errors['b'] is a str, not a number"),
+    ({"step_errors": {**GOOD["step_errors"], "x_t": float("nan")}}, "step_errors['x_t'] = nan is not a relative"),
+    ({"errors": {**GOOD["errors"], "W": -1.0}}, "errors['W'] = -1 is not a relative error"),
+])
+def test_gradient_check_test_says_what_is_wrong(change, expected):
+    ns = {**GOOD, **change}
+    ns = {k: v for k, v in ns.items() if v is not None}
+    with pytest.raises(AssertionError) as failure:
+        a1_rnn.check_gradient_errors(ns)
+    message = str(failure.value)
+    assert expected in message, message
+    assert "rnn_step_forward is not defined" in message  # followed by what the functions' checks say

@@ -1,0 +1,259 @@
+"""Assignment a2_lstm: its checks against course_pkg, its source notebook scored in-process as nbgrader would, and the
+mistake library (each mistake injected into the solution loses the expected points and is named).
+
+Keras is imported only by the tests that need it (the Keras part of the notebook and the Keras cases), once per session.
+"""
+
+import re
+
+import nbformat
+import numpy as np
+import pytest
+
+from assignment_tools import cell_by_id, inject, load, nbgrader_meta, run_in_process, test_cells, _run
+from course_pkg.grading import a2_lstm, core
+from injections_a2_lstm import INJECTIONS
+
+AID = "a2_lstm"
+REGISTRY = a2_lstm.REGISTRY
+POINTS = {"test_input_gate": 1, "test_forget_gate": 1, "test_candidate": 1, "test_output_gate": 1,
+          "test_lstm_step_forward": 2, "test_lstm_forward": 2, "test_lstm_step_backward": 3, "test_lstm_backward": 3,
+          "test_lstm_keras_match": 2}
+HIDDEN_CALL = re.compile(r'^_grade\("(?P<key>\w+)", globals\(\), seed=(?P<seed>\d+), points=(?P<points>[\d.]+)\)$')
+SOLUTION_REGION = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION", re.S | re.M)
+
+
+@pytest.fixture(scope="module")
+def nb():
+    return load(AID)
+
+
+@pytest.fixture(scope="module")
+def solution_run(nb):
+    return run_in_process(nb)
+
+
+def _seeds(nb):
+    """key -> the seed of its hidden call, read from the notebook's test cells."""
+    seeds = {}
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if meta.get("grade") and not meta.get("solution"):
+            match = HIDDEN_CALL.match(cell.source.splitlines()[-2])
+            seeds[match["key"]] = int(match["seed"])
+    return seeds
+
+
+def _student_version(nb):
+    """The released version in-process: every solution region replaced as nbgrader replaces it."""
+    nb = nbformat.from_dict(nb)
+    for cell in nb.cells:
+        if nbgrader_meta(cell).get("solution"):
+            cell.source = SOLUTION_REGION.sub(
+                lambda m: f"{m['indent']}# YOUR CODE HERE\n{m['indent']}raise NotImplementedError()", cell.source)
+    return nb
+
+
+# ---------------------------------------------------------------- the notebook's form
+
+def test_notebook_follows_the_conventions(nb):
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    ids = [nbgrader_meta(c).get("grade_id") for c in nb.cells]
+    assert None not in ids and len(ids) == len(set(ids)), "every cell needs a unique grade_id"
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        assert meta["schema_version"] == 3 and meta["task"] is False
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{meta['grade_id']} has outputs"
+        if meta["solution"]:
+            assert not meta["grade"] and not meta["locked"]
+            assert cell.source.startswith(f"def {meta['grade_id']}(")
+            assert SOLUTION_REGION.search(cell.source)
+        elif not meta["grade"]:
+            assert meta["locked"]
+    assert test_cells(nb) == POINTS and sum(POINTS.values()) == 16
+    assert "import tensorflow" not in "".join(c.source for c in nb.cells)
+
+
+def test_test_cells_call_check_then_grade_with_their_points(nb):
+    seeds = _seeds(nb)
+    for grade_id, points in test_cells(nb).items():
+        key = grade_id.removeprefix("test_")
+        lines = cell_by_id(nb, grade_id).source.splitlines()
+        assert lines[0] == f'check("{key}", globals())'
+        assert lines[1] == "### BEGIN HIDDEN TESTS" and lines[-1] == "### END HIDDEN TESTS"
+        assert lines[2] == f"from course_pkg.grading.{AID} import grade as _grade"
+        match = HIDDEN_CALL.match(lines[-2])
+        assert match and match["key"] == key and float(match["points"]) == points
+        assert len(match["seed"]) == 18
+    assert len(set(seeds.values())) == len(seeds)
+    assert set(seeds) == set(REGISTRY.specs)
+
+
+# ---------------------------------------------------------------- the checks themselves
+
+@pytest.mark.parametrize("key", list(REGISTRY.specs))
+def test_reference_passes_its_own_checks(nb, key):
+    spec = REGISTRY.spec(key)
+    cases = [spec.visible_case(), *core.hidden_cases(spec, _seeds(nb)[key])]
+    visible_dtype = "float32" if key == "lstm_keras_match" else "float64"  # Keras layers are float32 by default
+    assert [c.dtype.name for c in cases] == [visible_dtype] + ["float64"] * 4 + ["float32"] * 2
+    for case in cases:
+        result = core.run_case(REGISTRY, spec, REGISTRY.reference, case)
+        assert result.passed, (case.label, result.detail)
+
+
+def test_hidden_cases_differ_from_the_visible_one_and_vary_in_shape(nb):
+    spec = REGISTRY.spec("lstm_step_forward")
+    hidden = core.hidden_cases(spec, _seeds(nb)["lstm_step_forward"])
+    assert len({c.label for c in hidden}) > 2
+    visible = spec.visible_case()
+    assert not any(np.array_equal(visible.inputs["W"], c.inputs["W"]) for c in hidden if c.dtype == visible.dtype)
+
+
+def test_keras_reference_chain_is_the_layers_own_output(nb):
+    """The Keras check compares with course_pkg's get_params + lstm_forward: that chain must be what the layer
+    computes, on every case the check uses (float32 within 1e-5, float64 within 1e-10)."""
+    import keras
+
+    spec = REGISTRY.spec("lstm_keras_match")
+    cases = [spec.visible_case(), *core.hidden_cases(spec, _seeds(nb)["lstm_keras_match"])]
+    for case in cases:
+        i = case.inputs
+        assert np.any(i["layer"].get_weights()[2] != 0), "the layer's bias must not be zero"
+        h, c = spec.run(REGISTRY.reference, core._copy_inputs(i))
+        keras_h, _, keras_c_T = (keras.ops.convert_to_numpy(v) for v in i["layer"](i["x"], initial_state=[i["h0"],
+                                                                                                            i["c0"]]))
+        assert keras_h.dtype == h.dtype == case.dtype
+        tol = 1e-5 if case.dtype == np.float32 else 1e-10
+        assert np.max(np.abs(h - keras_h)) < tol, case.label
+        assert np.max(np.abs(c[:, -1] - keras_c_T)) < tol, case.label
+
+
+# ---------------------------------------------------------------- the notebook, scored in-process
+
+def test_solution_gets_full_points(solution_run):
+    assert {k: r.score for k, r in solution_run.items()} == {k: float(p) for k, p in POINTS.items()}
+    for grade_id, run in solution_run.items():
+        assert "6 of 6 hidden checks passed" in run.output, run.output
+
+
+def _cells_until(nb, grade_id):
+    """Run the notebook's code cells in one namespace up to and including grade_id; return that cell's stdout."""
+    ns = {"__name__": "__main__"}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        _, out = _run(cell.source, ns)
+        if nbgrader_meta(cell)["grade_id"] == grade_id:
+            return out
+    raise AssertionError(grade_id)
+
+
+def _largest_differences(out):
+    return [float(v) for v in re.findall(r"^largest .*?: ([0-9.e+-]+)$", out, re.M)]
+
+
+def test_keras_cell_shows_the_largest_difference(nb):
+    diffs = _largest_differences(_cells_until(nb, "keras_compare"))
+    assert len(diffs) == 2 and max(diffs) < 1e-5
+    # a wrong get_params shows up there as a large difference
+    wrong = inject(nb, "get_params", "return W, U, b", "return W, U, np.zeros_like(b)")
+    diffs = _largest_differences(_cells_until(wrong, "keras_compare"))
+    assert len(diffs) == 2 and max(diffs) > 1e-2
+
+
+def test_student_version_gets_zero_without_a_checker_error(nb):
+    student = _student_version(nb)
+    assert "### BEGIN SOLUTION" not in "".join(c.source for c in student.cells)
+    runs = run_in_process(student)
+    assert {k: r.score for k, r in runs.items()} == {k: 0.0 for k in POINTS}
+    for run in runs.values():
+        assert "NotImplementedError" in run.output, run.output
+    # the hidden checks alone (visible lines removed) also give 0 with the reason, not a checker error
+    for grade_id in POINTS:
+        cell = cell_by_id(student, grade_id)
+        cell.source = cell.source.split("\n", 1)[1]
+    runs = run_in_process(student)
+    for grade_id, run in runs.items():
+        assert run.score == 0.0 and "0 of 6 hidden checks passed" in run.output, run.output
+        assert "NotImplementedError" in run.output and "checker error" not in run.output
+
+
+# ---------------------------------------------------------------- the mistake library
+
+def test_every_mistake_has_one_injection():
+    ids = [m.id for m in REGISTRY.all_mistakes()]
+    assert sorted(ids) == sorted(inj[0] for inj in INJECTIONS)
+    assert len(ids) >= 10
+    by_id = {m.id: m for m in REGISTRY.all_mistakes()}
+    for mistake_id, _, _, _, expected in INJECTIONS:
+        assert f"test_{by_id[mistake_id].function}" in expected, mistake_id
+
+
+@pytest.mark.parametrize("mistake_id, grade_id, old, new, expected", INJECTIONS, ids=[i[0] for i in INJECTIONS])
+def test_injected_mistake_loses_the_expected_points_and_is_named(nb, mistake_id, grade_id, old, new, expected):
+    runs = run_in_process(inject(nb, grade_id, old, new))
+    scores = {k: r.score for k, r in runs.items()}
+    assert scores == {k: float(expected.get(k, p)) for k, p in POINTS.items()}
+    own = f"test_{next(m.function for m in REGISTRY.all_mistakes() if m.id == mistake_id)}"
+    assert f"[{mistake_id}]" in runs[own].output, runs[own].output
+
+
+@pytest.mark.parametrize("mistake", REGISTRY.all_mistakes(), ids=lambda m: m.id)
+def test_mistake_message_names_function_part_and_hint_without_code(mistake):
+    text = mistake.message()
+    spec = REGISTRY.spec(mistake.function)
+    assert spec.key in text and mistake.gate and mistake.gate in text
+    assert mistake.what and "Hint: " in text and len(mistake.hint) > 20
+    for code in ("@", "np.", "[:", "axis=", "**", "def ", "return ", "slice(", ".T"):
+        assert code not in text, (code, text)
+
+
+def test_gate_mistakes_name_the_gate():
+    for m in REGISTRY.all_mistakes():
+        if m.function in a2_lstm.GATES:
+            word = m.function.split("_")[0]
+            assert word in m.what, m.what
+
+
+# ---------------------------------------------------------------- beyond the library
+
+def test_float64_arrays_for_float32_inputs_cost_the_float32_cases(nb):
+    """Partial credit: an lstm_forward that makes float64 arrays passes its visible (float64) check and 4 of the 6
+    hidden cases; the Keras match, which runs it, has a float32 visible example and so scores 0."""
+    wrong = inject(nb, "lstm_forward", "h = np.zeros((B, T, H), dtype=x.dtype)", "h = np.zeros((B, T, H))")
+    runs = run_in_process(wrong)
+    scores = {k: r.score for k, r in runs.items()}
+    assert scores == {**{k: float(p) for k, p in POINTS.items()}, "test_lstm_forward": 1.33,
+                      "test_lstm_keras_match": 0.0}
+    assert "expected dtype float32" in runs["test_lstm_forward"].output
+
+
+def test_a_wrong_gate_costs_only_its_own_points(nb):
+    """Isolation: a step forward built on a wrong forget gate still gets the step's points."""
+    wrong = inject(nb, "forget_gate", "return sigmoid(a_f)", "return np.tanh(a_f)")
+    runs = run_in_process(wrong)
+    assert runs["test_forget_gate"].score == 0
+    assert all(r.score == POINTS[k] for k, r in runs.items() if k != "test_forget_gate")
+
+
+@pytest.mark.parametrize("grade_id, old, new", [
+    ("input_gate", "def input_gate(", "from course_pkg.lstm import input_gate as course_gate\n\n\ndef input_gate("),
+    ("get_params", "def get_params(", "from course_pkg.keras_interop import get_params as course_get_params\n\n\n"
+                                      "def get_params("),
+    ("lstm_forward", "def lstm_forward(", "import course_pkg.lstm as course_lstm\n\n\ndef lstm_forward("),
+])
+def test_calling_course_pkg_is_refused(nb, grade_id, old, new):
+    name = new.split(" as ")[1].split("\n")[0]
+    call = {"input_gate": f"return {name}(x_t, h_prev, W, U, b)",
+            "get_params": f"return {name}(layer)",
+            "lstm_forward": f"return {name}.lstm_forward(x, h0, c0, W, U, b)"}[grade_id]
+    cheat = inject(nb, grade_id, old, new)
+    cell = cell_by_id(cheat, grade_id)
+    cell.source = cell.source.replace("### BEGIN SOLUTION", f"### BEGIN SOLUTION\n    {call}")
+    key = {"get_params": "lstm_keras_match"}.get(grade_id, grade_id)
+    runs = run_in_process(cheat)
+    assert runs[f"test_{key}"].score == 0
+    assert "course_pkg's reference implementation" in runs[f"test_{key}"].output
