@@ -1,0 +1,512 @@
+"""Checks and common mistakes for assignment a3_gru: the GRU's gates and candidate in both reset conventions, its
+step and sequence functions forward and backward, a gradient check, and its match with keras.layers.GRU.
+
+The notebook's cells call check(key, globals()) (visible) and grade(key, globals(), seed=..., points=...) (hidden);
+the gradient check's cell calls check_gradient_reports(globals()).
+Keras is imported only by the case makers of the two "gru_keras_match_*" checks, so importing this module stays fast.
+
+Every case carries its convention in inputs["reset_after"]. The hidden cases of a check whose function takes
+reset_after draw it at random, case by case, so that both conventions are graded; the two candidate checks and the
+two Keras checks fix it instead, one check per convention.
+"""
+
+import numpy as np
+
+from .. import gradcheck, gru
+from ..activations import sigmoid
+from . import cases
+from .core import Mistake, Registry, Spec
+
+F64 = np.dtype(np.float64)
+F32 = np.dtype(np.float32)
+BOTH = (F64, F32)
+
+GATES = ("update_gate", "reset_gate")
+CELL_PARTS = (*GATES, "candidate")  # what gru_step_forward composes
+STEP_INSIDE = ("gru_step_forward", *CELL_PARTS)  # what gru_forward calls
+# Keras' order of the three blocks in W, U and each row of b
+BLOCK = {"update_gate": 0, "reset_gate": 1, "candidate": 2}
+LETTER = {0: "z", 1: "r", 2: "h"}
+TITLE = {"update_gate": "update gate", "reset_gate": "reset gate", "candidate": "candidate"}
+
+
+# ---------------------------------------------------------------- inputs
+
+def bias_shape(H, reset_after):
+    """(2, 3H) with reset_after=True (row 0 input side, row 1 recurrent side), (3H,) with reset_after=False."""
+    return (2, 3 * H) if reset_after else (3 * H,)
+
+
+def _convention(rng, reset_after):
+    """The given convention, or one drawn from the checker's generator (hidden cases of both-convention checks)."""
+    return bool(rng.integers(0, 2)) if reset_after is None else bool(reset_after)
+
+
+def _step_case(rng, dtype, square=False, reset_after=None):
+    """One step: x_t (B, D), h_prev (B, H), W, U, b, reset_after, and the upstream gradient dh_t (B, H)."""
+    ra = _convention(rng, reset_after)
+    B, _, D, H = cases.dims(rng, square)
+    W, U, b = cases.params(rng, D, H, 3, dtype, bias_shape(H, ra))
+    inputs = {"x_t": cases.normal(rng, (B, D), dtype), "h_prev": cases.normal(rng, (B, H), dtype, 0.5),
+              "W": W, "U": U, "b": b, "reset_after": ra, "dh_t": cases.normal(rng, (B, H), dtype)}
+    return cases.case(inputs, dtype, B=B, D=D, H=H, reset_after=ra)
+
+
+def _candidate_case(reset_after):
+    """Inputs of candidate(): a step's, plus a reset gate r (B, H) in (0, 1), away from 0 and 1 so it matters."""
+    def make(rng, dtype, square=False):
+        case = _step_case(rng, dtype, square, reset_after)
+        shape = case.inputs["h_prev"].shape
+        case.inputs["r"] = sigmoid(cases.normal(rng, shape, dtype, 1.5))
+        return case
+    return make
+
+
+def _seq_case(rng, dtype, square=False, reset_after=None):
+    """A sequence: x (B, T, D), h0 (B, H), W, U, b, reset_after, and the upstream gradient dh (B, T, H)."""
+    ra = _convention(rng, reset_after)
+    B, T, D, H = cases.dims(rng, square)
+    W, U, b = cases.params(rng, D, H, 3, dtype, bias_shape(H, ra))
+    inputs = {"x": cases.normal(rng, (B, T, D), dtype), "h0": cases.normal(rng, (B, H), dtype, 0.5),
+              "W": W, "U": U, "b": b, "reset_after": ra, "dh": cases.normal(rng, (B, T, H), dtype)}
+    return cases.case(inputs, dtype, B=B, T=T, D=D, H=H, reset_after=ra)
+
+
+def keras_layer(H, reset_after, dtype):
+    """A keras.layers.GRU returning every hidden state, in the given dtype and convention (not built yet).
+
+    course_pkg.keras_interop is imported first: it sets TensorFlow's log level before TensorFlow loads, so that
+    nothing is written to stderr inside a graded cell.
+    """
+    import course_pkg.keras_interop  # noqa: F401
+
+    import keras
+
+    return keras.layers.GRU(H, reset_after=reset_after, return_sequences=True, dtype=np.dtype(dtype).name)
+
+
+def _keras_case(reset_after):
+    """A built keras.layers.GRU of random sizes with random weights and non-zero biases, and its inputs."""
+    def make(rng, dtype, square=False):
+        B, T, D, H = cases.dims(rng, square)
+        layer = keras_layer(H, reset_after, dtype)
+        layer.build((None, None, D))
+        layer.set_weights(list(cases.params(rng, D, H, 3, dtype, bias_shape(H, reset_after))))
+        inputs = {"layer": layer, "x": cases.normal(rng, (B, T, D), dtype),
+                  "h0": cases.normal(rng, (B, H), dtype, 0.5), "reset_after": reset_after}
+        return cases.case(inputs, dtype, B=B, T=T, D=D, H=H, reset_after=reset_after)
+    return make
+
+
+def _fixed(make, square=False, dtype=F64, **convention):
+    """The notebook's visible example: always the same numbers (the hidden cases are not these). Square (D == H)
+    where swapping x_t and h_prev would otherwise be a shape error, so that the checker can name that mistake."""
+    return lambda: make(np.random.default_rng(20261125), dtype, square=square, **convention)
+
+
+# ---------------------------------------------------------------- runs
+
+def _gate_run(name):
+    def run(get, i):
+        return (get(name)(i["x_t"], i["h_prev"], i["W"], i["U"], i["b"], reset_after=i["reset_after"]),)
+    return run
+
+
+def _run_candidate(get, i):
+    return (get("candidate")(i["x_t"], i["h_prev"], i["r"], i["W"], i["U"], i["b"], reset_after=i["reset_after"]),)
+
+
+def _run_step_forward(get, i):
+    h_t, _ = get("gru_step_forward")(i["x_t"], i["h_prev"], i["W"], i["U"], i["b"], reset_after=i["reset_after"])
+    return (h_t,)
+
+
+def _run_step_backward(get, i):
+    _, cache = get("gru_step_forward")(i["x_t"], i["h_prev"], i["W"], i["U"], i["b"], reset_after=i["reset_after"])
+    return tuple(get("gru_step_backward")(i["dh_t"], cache))
+
+
+def _run_forward(get, i):
+    h, _ = get("gru_forward")(i["x"], i["h0"], i["W"], i["U"], i["b"], reset_after=i["reset_after"])
+    return (h,)
+
+
+def _run_backward(get, i):
+    _, cache = get("gru_forward")(i["x"], i["h0"], i["W"], i["U"], i["b"], reset_after=i["reset_after"])
+    return tuple(get("gru_backward")(i["dh"], cache))
+
+
+def _run_keras(get, i):
+    W, U, b = get("get_params")(i["layer"])
+    h, _ = get("gru_forward")(i["x"], i["h0"], W, U, b, reset_after=i["reset_after"])
+    return (h,)
+
+
+def reference_get_params(layer):
+    """course_pkg.keras_interop.get_params, imported on first use (it imports Keras)."""
+    from ..keras_interop import get_params
+
+    return get_params(layer)
+
+
+def _keras_spec(reset_after):
+    key = "gru_keras_match_reset_" + ("after" if reset_after else "before")
+    return Spec("get_params", reference_get_params, _keras_case(reset_after),
+                _fixed(_keras_case(reset_after), square=True, dtype=F32), _run_keras, ("h",),
+                uses=("gru_forward",), isolate=STEP_INSIDE, key=key,
+                note=f"your gru_forward with reset_after={reset_after} on the weights your get_params reads from a "
+                     "keras.layers.GRU, compared with course_pkg's, which matches the layer's own output; "
+                     "gru_step_forward and the gates inside are course_pkg's")
+
+
+SPECS = [
+    Spec("update_gate", gru.update_gate, _step_case, _fixed(_step_case, square=True, reset_after=True),
+         _gate_run("update_gate"), ("z",)),
+    Spec("reset_gate", gru.reset_gate, _step_case, _fixed(_step_case, square=True, reset_after=False),
+         _gate_run("reset_gate"), ("r",)),
+    Spec("candidate", gru.candidate, _candidate_case(True), _fixed(_candidate_case(True), square=True),
+         _run_candidate, ("h_tilde",), key="candidate_reset_after", note="reset_after=True in every case"),
+    Spec("candidate", gru.candidate, _candidate_case(False), _fixed(_candidate_case(False), square=True),
+         _run_candidate, ("h_tilde",), key="candidate_reset_before", note="reset_after=False in every case"),
+    Spec("gru_step_forward", gru.gru_step_forward, _step_case, _fixed(_step_case, square=True, reset_after=True),
+         _run_step_forward, ("h_t",), isolate=CELL_PARTS,
+         note="update_gate, reset_gate and candidate inside it are course_pkg's during this check"),
+    Spec("gru_forward", gru.gru_forward, _seq_case, _fixed(_seq_case, reset_after=False), _run_forward, ("h",),
+         isolate=STEP_INSIDE, note="gru_step_forward inside it is course_pkg's during this check"),
+    Spec("gru_step_backward", gru.gru_step_backward, _step_case, _fixed(_step_case, reset_after=True),
+         _run_step_backward, ("dx_t", "dh_prev", "dW", "dU", "db"), uses=("gru_step_forward",), isolate=CELL_PARTS,
+         note="checked with the cache your gru_step_forward returns; the gate and candidate functions inside are "
+              "course_pkg's"),
+    Spec("gru_backward", gru.gru_backward, _seq_case, _fixed(_seq_case, reset_after=False), _run_backward,
+         ("dx", "dh0", "dW", "dU", "db"), uses=("gru_forward",), isolate=("gru_step_backward", *STEP_INSIDE),
+         note="checked with the cache your gru_forward returns; the step functions inside are course_pkg's"),
+    _keras_spec(True),
+    _keras_spec(False),
+]
+
+
+# ---------------------------------------------------------------- the gradient check section
+
+GRADCHECK_REPORTS = {"report_after": True, "report_before": False}  # variable -> the reset_after it must check
+GRADCHECK_INPUTS = ("x_t", "h_prev", "W", "U", "b")
+
+
+def check_gradient_reports(namespace):
+    """The gradient check cell's test: report_after and report_before are course_pkg.gradcheck.gradcheck reports on
+    all five inputs of gru_step_forward, at gradcheck's tolerance, and both passed. Raises AssertionError naming what
+    is missing or which gradients disagree with central differences."""
+    problems = []
+    for name, reset_after in GRADCHECK_REPORTS.items():
+        where = f"{name} (reset_after={reset_after})"
+        report = namespace.get(name)
+        if report is None:
+            problems.append(f"{name} is not defined: run the gradient check cell above (and keep its variable names).")
+            continue
+        if not isinstance(report, gradcheck.GradcheckReport):
+            problems.append(f"{where} is a {type(report).__name__}, not the report course_pkg.gradcheck.gradcheck "
+                            "returns.")
+            continue
+        missing = [n for n in GRADCHECK_INPUTS if n not in report.errors]
+        if missing:
+            problems.append(f"{where} checks no gradient for {', '.join(missing)}: give gradcheck the gradients of "
+                            f"all of {', '.join(GRADCHECK_INPUTS)} that your gru_step_backward returns.")
+            continue
+        if report.tol > 1e-7:
+            problems.append(f"{where} was run with tolerance {report.tol:.0e}; keep gradcheck's default, 1e-07, "
+                            "which a correct float64 backward pass meets by orders of magnitude.")
+            continue
+        failed = [f"{n} ({e:.1e})" for n, e in report.errors.items() if e > report.tol]
+        if failed:
+            problems.append(f"{where}: the gradients of your gru_step_backward disagree with central differences "
+                            f"for {', '.join(failed)} (relative errors; tolerance {report.tol:.0e}).\n"
+                            "    Hint: the visible checks above name common mistakes; if they pass, compare each "
+                            "block of your backward pass with the equations, for this convention.")
+    if problems:
+        raise AssertionError("\ngradient check:\n  " + "\n  ".join(problems))
+    worst = max(namespace[n].max_error for n in GRADCHECK_REPORTS)
+    print(f"gradient check: both reports passed (largest relative error {worst:.1e}, tolerance 1e-07).")
+
+
+# ---------------------------------------------------------------- mistakes (wrong versions, same signatures)
+
+def _gate(name, act=sigmoid, block=None, bias="both", swap=False):
+    """A gate function (update_gate or reset_gate) with one thing wrong.
+
+    bias: "both" (right), "input-only" (b[1] ignored when reset_after=True), "none".
+    """
+    k = BLOCK[name] if block is None else block
+
+    def gate(x_t, h_prev, W, U, b, reset_after=True):
+        H = h_prev.shape[1]
+        cols = slice(k * H, (k + 1) * H)
+        a = (x_t @ U[:, cols] + h_prev @ W[:, cols]) if swap else (x_t @ W[:, cols] + h_prev @ U[:, cols])
+        if bias != "none":
+            if not reset_after:
+                a = a + b[cols]
+            else:
+                a = a + b[0, cols] + (b[1, cols] if bias == "both" else 0)
+        return act(a)
+
+    gate.__name__ = name
+    return gate
+
+
+def _candidate(kind):
+    """candidate() with one thing wrong; b_rec is the recurrent-side bias's candidate block (reset_after=True)."""
+    def candidate(x_t, h_prev, r, W, U, b, reset_after=True):
+        H = h_prev.shape[1]
+        cols = slice(2 * H, 3 * H)
+        U_h = U[:, cols]
+        a = x_t @ W[:, cols] + (b[0, cols] if reset_after else b[cols])
+        b_rec = b[1, cols] if reset_after else 0
+        if kind == "reset-before":  # reset_after=False's recurrent term, with the recurrent bias added
+            a = a + (r * h_prev) @ U_h + b_rec
+        elif kind == "reset-after" or (kind == "rec-bias-ignored" and reset_after):
+            a = a + r * (h_prev @ U_h)
+        elif kind == "bias-outside" and reset_after:
+            a = a + r * (h_prev @ U_h) + b_rec
+        elif reset_after:
+            a = a + r * (h_prev @ U_h + b_rec)
+        else:
+            a = a + (r * h_prev) @ U_h
+        return sigmoid(a) if kind == "sigmoid" else np.tanh(a)
+    return candidate
+
+
+def _step_forward(kind):
+    def gru_step_forward(x_t, h_prev, W, U, b, reset_after=True):
+        z = gru.update_gate(x_t, h_prev, W, U, b, reset_after)
+        r = gru.reset_gate(x_t, h_prev, W, U, b, reset_after)
+        h_tilde = gru.candidate(x_t, h_prev, r, W, U, b, reset_after)
+        keep = {"z-swapped": 1 - z, "reset-in-update": r}[kind]
+        return keep * h_prev + (1 - keep) * h_tilde, None
+    return gru_step_forward
+
+
+def _step_backward(kind=None):
+    """gru_step_backward (wrong in one place, or right with kind=None) reading course_pkg's step cache: x_t,
+    h_prev, W, U, reset_after, the gates z, r, h_tilde, and aux = h_prev U_h + b'_h when reset_after=True."""
+    def gru_step_backward(dh_t, cache):
+        x_t, h_prev, W, U, ra = (cache[k] for k in ("x_t", "h_prev", "W", "U", "reset_after"))
+        z, r, h_tilde = cache["z"], cache["r"], cache["h_tilde"]
+        H = h_prev.shape[1]
+        U_h = U[:, 2 * H:]
+        dz = dh_t * ((h_tilde - h_prev) if kind == "dz-sign" else (h_prev - h_tilde))
+        dh_prev = np.zeros_like(h_prev) if kind == "no-direct-path" else dh_t * z
+        dtanh = (1 - h_tilde) if kind == "dtanh-not-squared" else (1 - h_tilde ** 2)
+        da_h = dh_t * (1 - z) * dtanh
+        da_z = dz * z * (1 - z)
+        if ra:
+            q = h_prev @ U_h if kind == "dr-no-rec-bias" else cache["aux"]
+            da_r = da_h * q * r * (1 - r)
+            da_x = np.concatenate([da_z, da_r, da_h], axis=1)
+            da_rec = np.concatenate([da_z, da_r, da_h * r], axis=1)
+            dU = h_prev.T @ da_rec
+            dh_prev = dh_prev + da_rec @ U.T
+            db = np.stack([da_x.sum(axis=0), da_rec.sum(axis=0)])
+        else:
+            d_rh = da_h @ U_h.T
+            da_r = d_rh * h_prev * r * (1 - r)
+            da_x = np.concatenate([da_z, da_r, da_h], axis=1)
+            seen = h_prev if kind == "dUh-no-reset" else r * h_prev
+            dU = np.concatenate([h_prev.T @ da_x[:, :2 * H], seen.T @ da_h], axis=1)
+            dh_prev = dh_prev + d_rh * r + da_x[:, :2 * H] @ U[:, :2 * H].T
+            db = da_x.sum(axis=0)
+        return da_x @ W.T, dh_prev, x_t.T @ da_x, dU, db
+    return gru_step_backward
+
+
+def _loop_forward(kind=None):
+    """gru_forward as a loop over course_pkg's step, with a list of step caches (what _loop_backward reads)."""
+    def gru_forward(x, h0, W, U, b, reset_after=True):
+        h_t = np.zeros_like(h0) if kind == "h0-ignored" else h0
+        hs, caches = [], []
+        for t in range(x.shape[1]):
+            if kind == "shifted":
+                hs.append(h_t)
+            h_in = h0 if kind == "h-not-carried" else h_t
+            h_t, cache = gru.gru_step_forward(x[:, t], h_in, W, U, b, reset_after)
+            if kind != "shifted":
+                hs.append(h_t)
+            caches.append(cache)
+        return np.stack(hs, axis=1), caches
+    return gru_forward
+
+
+def _loop_backward(kind):
+    def gru_backward(dh, caches):
+        B, T, H = dh.shape
+        dh_next = np.zeros((B, H), dtype=dh.dtype)
+        dxs, dW, dU, db = [], 0, 0, 0
+        for t in reversed(range(T)):
+            upstream = dh[:, t] if kind == "not-carried" else dh[:, t] + dh_next
+            dx_t, dh_next, dW_t, dU_t, db_t = gru.gru_step_backward(upstream, caches[t])
+            dxs.append(dx_t)
+            if kind == "not-accumulated":
+                dW, dU, db = dW_t, dU_t, db_t
+            else:
+                dW, dU, db = dW + dW_t, dU + dU_t, db + db_t
+        return np.stack(dxs[::-1], axis=1), dh_next, dW, dU, db
+    return gru_backward
+
+
+def _get_params(kind):
+    def get_params(layer):
+        W, U, b = layer.get_weights()
+        return (U, W, b) if kind == "swapped" else (W, U, b)
+    return get_params
+
+
+def _gate_mistakes(name):
+    """What a gate function can get wrong: tanh for sigmoid, a bias left out (all of it, or the recurrent row),
+    x_t and h_prev swapped, and the other gate's block (z and r in the wrong order)."""
+    k = BLOCK[name]
+    title = TITLE[name]
+    short = name.split("_")[0]
+    other = 1 - k
+    role = ("a fraction in (0, 1) of the old state to keep" if k == 0 else
+            "a fraction in (0, 1) of the old state the candidate may see")
+    return [
+        Mistake(f"gru-{short}-gate-tanh", name, "activation",
+                f"the {title} goes through tanh; a gate is a sigmoid of its pre-activation.",
+                f"{LETTER[k]}_t is {role}; tanh would let it go negative and flip signs (chapter 6, 'Two gates and "
+                "a candidate').",
+                {name: _gate(name, act=np.tanh)}, BOTH),
+        Mistake(f"gru-{short}-gate-no-bias", name, "bias",
+                f"no bias is added in the {title}'s pre-activation.",
+                f"the pre-activation is the input's term, the previous state's term and block {k} of the bias: of b "
+                "with reset_after=False, of both rows of b with reset_after=True.",
+                {name: _gate(name, bias="none")}, BOTH),
+        Mistake(f"gru-{short}-gate-recurrent-bias-ignored", name, "bias",
+                f"with reset_after=True only the input-side row b[0] is added in the {title}; the recurrent-side "
+                "row b[1] is left out.",
+                "with reset_after=True b has two rows and a gate adds its block of each; only the candidate treats "
+                "the recurrent row differently (the reset gate scales it).",
+                {name: _gate(name, bias="input-only")}, BOTH),
+        Mistake(f"gru-{short}-gate-x-h-swapped", name, "pre-activation",
+                f"x_t is multiplied by U's block and h_prev by W's block in the {title}: the weight matrices are "
+                "swapped.",
+                "W (D, 3H) maps the input x_t and U (H, 3H) maps the previous state h_prev; with D != H the swap "
+                "would be a shape error.",
+                {name: _gate(name, swap=True)}, BOTH),
+        Mistake(f"gru-{short}-gate-reads-{LETTER[other]}-block", name, "gate order",
+                f"the {title} reads block {other} (the {TITLE[GATES[other]]}'s columns of W and U and entries of b) "
+                f"instead of block {k}.",
+                f"Keras stores the blocks in the order z, r, h (PyTorch orders its gates r, z, n, which swaps the "
+                f"first two); the {title} is block {k}: the same H columns of W and U and the same H entries of "
+                "each bias row.",
+                {name: _gate(name, block=other)}, BOTH),
+    ]
+
+
+def _candidate_sigmoid(key, convention):
+    return Mistake(f"gru-candidate-sigmoid-{convention}", key, "activation",
+                   "the candidate goes through a sigmoid; the candidate is tanh of its pre-activation.",
+                   "the candidate is a proposed new state and must be able to go negative, so it needs values in "
+                   "(-1, 1); only the two gates use the sigmoid.",
+                   {"candidate": _candidate("sigmoid")}, BOTH)
+
+
+def _keras_swapped(key, convention):
+    return Mistake(f"gru-keras-kernels-swapped-{convention}", key, "get_params",
+                   "W and U are swapped: W got the recurrent kernel and U the kernel.",
+                   "Keras lists a GRU's weights as kernel (D, 3H), recurrent kernel (H, 3H), bias; the kernel maps "
+                   "the input, so it is W.",
+                   {"get_params": _get_params("swapped")}, BOTH)
+
+
+MISTAKES = [
+    *(m for name in GATES for m in _gate_mistakes(name)),
+    Mistake("gru-reset-before-product", "candidate_reset_after", "reset",
+            "with reset_after=True the reset gate is applied to h_prev before the product with U_h, which is the "
+            "reset_after=False model.",
+            "with reset_after=True the reset gate scales the whole recurrent term after the product: r times (h_prev "
+            "U_h plus the candidate block of b[1]); chapter 6, 'Two reset conventions, two models'.",
+            {"candidate": _candidate("reset-before")}, BOTH),
+    Mistake("gru-recurrent-bias-outside-reset", "candidate_reset_after", "reset",
+            "the candidate block of the recurrent bias b[1] is added after the reset instead of inside the term "
+            "the reset gate scales.",
+            "with reset_after=True the reset gate multiplies h_prev U_h + b'_h as a whole, bias included: a reset "
+            "gate near 0 switches the recurrent bias off too.",
+            {"candidate": _candidate("bias-outside")}, BOTH),
+    Mistake("gru-candidate-recurrent-bias-ignored", "candidate_reset_after", "bias",
+            "with reset_after=True the candidate block of the recurrent-side bias b[1] is left out.",
+            "with reset_after=True the candidate has two bias blocks: the input row's outside the reset, the "
+            "recurrent row's inside the term the reset gate scales.",
+            {"candidate": _candidate("rec-bias-ignored")}, BOTH),
+    _candidate_sigmoid("candidate_reset_after", "after"),
+    Mistake("gru-reset-after-product", "candidate_reset_before", "reset",
+            "with reset_after=False the reset gate is applied after the product h_prev U_h, which is the "
+            "reset_after=True model.",
+            "in Cho et al.'s convention (reset_after=False) the reset gate scales h_prev before it meets U_h, so "
+            "each incoming unit is scaled by its own gate; chapter 6, 'Two reset conventions, two models'.",
+            {"candidate": _candidate("reset-after")}, BOTH),
+    _candidate_sigmoid("candidate_reset_before", "before"),
+    Mistake("gru-z-swapped", "gru_step_forward", "state update",
+            "h_t = (1 - z) h_prev + z h~: z and 1 - z are swapped.",
+            "in Keras, PyTorch, cuDNN and Cho et al. (2014) an update gate near 1 keeps the old state: z scales "
+            "h_prev and 1 - z the candidate. Some posts write the opposite, a relabelled gate; chapter 6, 'z or "
+            "1 - z?'.",
+            {"gru_step_forward": _step_forward("z-swapped")}, BOTH),
+    Mistake("gru-reset-in-update", "gru_step_forward", "state update",
+            "the reset gate r mixes h_prev and the candidate in the state update, where the update gate z belongs.",
+            "the reset gate acts only inside the candidate; the update gate decides how much of h_prev is kept.",
+            {"gru_step_forward": _step_forward("reset-in-update")}, BOTH),
+    Mistake("gru-h0-ignored", "gru_forward", "initial state",
+            "the recurrence starts from zeros instead of h0.",
+            "the first step's previous state is the h0 argument.",
+            {"gru_forward": _loop_forward("h0-ignored")}, BOTH),
+    Mistake("gru-h-not-carried", "gru_forward", "hidden state",
+            "every step starts from h0: the new state h_t is not passed on to the next step.",
+            "each step's h_t is the next step's h_prev.",
+            {"gru_forward": _loop_forward("h-not-carried")}, BOTH),
+    Mistake("gru-states-shifted", "gru_forward", "output",
+            "h holds h_0 ... h_{T-1}: the states are shifted one step back and the last one is missing.",
+            "position t of h holds the state after reading the input of step t: store the state each step "
+            "returns.",
+            {"gru_forward": _loop_forward("shifted")}, BOTH),
+    Mistake("gru-dtanh-not-squared", "gru_step_backward", "tanh derivative (candidate)",
+            "the derivative of the candidate's tanh is taken as 1 - h~; it is 1 - h~ squared.",
+            "h~ = tanh(a_h), so its derivative is 1 - tanh(a_h)^2, written with the h~ you cached.",
+            {"gru_step_backward": _step_backward("dtanh-not-squared")}, BOTH),
+    Mistake("gru-direct-path-missing", "gru_step_backward", "gradient to h_prev",
+            "dh_prev lacks the direct path: h_prev reaches h_t not only through the gates and the candidate but "
+            "also through the term z h_prev.",
+            "start dh_prev with dh_t scaled elementwise by z, then add what flows back through the matrix products; "
+            "chapter 6, 'The backward pass'.",
+            {"gru_step_backward": _step_backward("no-direct-path")}, BOTH),
+    Mistake("gru-dz-sign-flipped", "gru_step_backward", "update gate gradient",
+            "the update gate's gradient has the wrong sign: it uses h~ - h_prev.",
+            "from h_t = z h_prev + (1 - z) h~, the derivative of h_t with respect to z is h_prev - h~.",
+            {"gru_step_backward": _step_backward("dz-sign")}, BOTH),
+    Mistake("gru-dr-without-recurrent-bias", "gru_step_backward", "reset gate gradient",
+            "with reset_after=True the reset gate's gradient uses h_prev U_h without the recurrent bias b'_h.",
+            "with reset_after=True the reset gate scales q = h_prev U_h + b'_h, so its gradient is the candidate "
+            "pre-activation's gradient times q, bias included (course_pkg keeps q in the cache for this).",
+            {"gru_step_backward": _step_backward("dr-no-rec-bias")}, BOTH),
+    Mistake("gru-dUh-without-reset", "gru_step_backward", "U_h gradient",
+            "with reset_after=False the candidate block of dU uses h_prev, but the product saw the reset state "
+            "r * h_prev.",
+            "a weight's gradient pairs the input that weight multiplied with the gradient of its output; with "
+            "reset_after=False U_h multiplies r * h_prev, not h_prev.",
+            {"gru_step_backward": _step_backward("dUh-no-reset")}, BOTH),
+    Mistake("gru-grads-not-accumulated", "gru_backward", "parameter gradients",
+            "dW, dU and db hold one step's gradient (the last one computed) instead of the sum over all steps.",
+            "the same W, U, b are used at every step, so their gradient is the sum of every step's contribution.",
+            {"gru_forward": _loop_forward(), "gru_backward": _loop_backward("not-accumulated")}, BOTH),
+    Mistake("gru-no-gradient-through-time", "gru_backward", "recurrent gradient",
+            "each step receives only the gradient of its own output; the gradient from later steps (dh_prev) is "
+            "dropped.",
+            "h_t affects the loss directly and through h_{t+1}: add the dh_prev of step t+1 to the gradient step t "
+            "receives from its output.",
+            {"gru_forward": _loop_forward(), "gru_backward": _loop_backward("not-carried")}, BOTH),
+    _keras_swapped("gru_keras_match_reset_after", "after"),
+    _keras_swapped("gru_keras_match_reset_before", "before"),
+]
+
+REGISTRY = Registry("a3_gru")
+for _spec in SPECS:
+    REGISTRY.add_spec(_spec)
+for _mistake in MISTAKES:
+    REGISTRY.add_mistake(_mistake)
+check, grade = REGISTRY.check, REGISTRY.grade

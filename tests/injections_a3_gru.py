@@ -1,0 +1,88 @@
+"""The mistakes of course_pkg.grading.a3_gru injected into the source solution of assignment a3_gru.
+
+INJECTIONS = [(mistake_id, grade_id of the solution cell, old, new, {test cell: expected score})]: replacing `old`
+(unique in that cell) by `new` gives the mistake; the dict lists only the test cells that lose points. The expected
+scores are regression values computed by the checker on the notebook's hidden seeds. Why more than one cell can lose:
+a visible check that fails makes its cell score 0; the backward checks run on the cache of the student's own forward
+and the Keras matches on the student's gru_forward, so a forward mistake can cost those cells too; the gradient check
+runs the student's own chain (gates, candidate, step forward and backward), so a mistake anywhere in it fails there.
+
+Two pairs of entries share one injection: the candidate's sigmoid and the swapped Keras kernels hit both cells of a
+convention pair, and each cell names the mistake under its own id (a Mistake belongs to one check).
+"""
+
+_SWAP_OLD = "x_t @ W[:, block] + h_prev @ U[:, block]"
+_SWAP_NEW = "x_t @ U[:, block] + h_prev @ W[:, block]"
+_BLOCK = {"update_gate": "slice(0, H)", "reset_gate": "slice(H, 2 * H)"}
+_CHAIN = {"test_gradient_check": 0}  # the gradient check runs the student's own functions
+_KERAS = {"test_gru_keras_match_reset_after": 0, "test_gru_keras_match_reset_before": 0}
+_SIGMOID = ("candidate", "return np.tanh(a)", "return sigmoid(a)",
+            {"test_candidate_reset_after": 0, "test_candidate_reset_before": 0, **_CHAIN})
+_KERNELS = ("get_params", "return W, U, b", "return U, W, b", _KERAS)
+
+INJECTIONS = [
+    # the gates: each costs its own cell (the other checks use course_pkg's gates) and the gradient check
+    ("gru-update-gate-tanh", "update_gate", "return sigmoid(", "return np.tanh(", {"test_update_gate": 0, **_CHAIN}),
+    ("gru-update-gate-no-bias", "update_gate", "U[:, block] + bias)", "U[:, block])",
+     {"test_update_gate": 0, **_CHAIN}),
+    # the visible check of update_gate uses reset_after=True, where the missing row shows
+    ("gru-update-gate-recurrent-bias-ignored", "update_gate", "b[0, block] + b[1, block]", "b[0, block]",
+     {"test_update_gate": 0, **_CHAIN}),
+    ("gru-update-gate-x-h-swapped", "update_gate", _SWAP_OLD, _SWAP_NEW, {"test_update_gate": 0, **_CHAIN}),
+    ("gru-update-gate-reads-r-block", "update_gate", _BLOCK["update_gate"], _BLOCK["reset_gate"],
+     {"test_update_gate": 0, **_CHAIN}),
+    ("gru-reset-gate-tanh", "reset_gate", "return sigmoid(", "return np.tanh(", {"test_reset_gate": 0, **_CHAIN}),
+    ("gru-reset-gate-no-bias", "reset_gate", "U[:, block] + bias)", "U[:, block])", {"test_reset_gate": 0, **_CHAIN}),
+    # reset_gate's visible check uses reset_after=False, where the mistake does not show: 3 of 6 hidden cases pass
+    ("gru-reset-gate-recurrent-bias-ignored", "reset_gate", "b[0, block] + b[1, block]", "b[0, block]",
+     {"test_reset_gate": 0.5, **_CHAIN}),
+    ("gru-reset-gate-x-h-swapped", "reset_gate", _SWAP_OLD, _SWAP_NEW, {"test_reset_gate": 0, **_CHAIN}),
+    ("gru-reset-gate-reads-z-block", "reset_gate", _BLOCK["reset_gate"], _BLOCK["update_gate"],
+     {"test_reset_gate": 0, **_CHAIN}),
+    # the candidate: each convention's cell
+    ("gru-reset-before-product", "candidate", "r * (h_prev @ U[:, block] + b[1, block])",
+     "(r * h_prev) @ U[:, block] + b[1, block]", {"test_candidate_reset_after": 0, **_CHAIN}),
+    ("gru-recurrent-bias-outside-reset", "candidate", "r * (h_prev @ U[:, block] + b[1, block])",
+     "r * (h_prev @ U[:, block]) + b[1, block]", {"test_candidate_reset_after": 0, **_CHAIN}),
+    ("gru-candidate-recurrent-bias-ignored", "candidate", " + b[1, block])", ")",
+     {"test_candidate_reset_after": 0, **_CHAIN}),
+    ("gru-candidate-sigmoid-after", *_SIGMOID),
+    ("gru-reset-after-product", "candidate", "(r * h_prev) @ U[:, block]", "r * (h_prev @ U[:, block])",
+     {"test_candidate_reset_before": 0, **_CHAIN}),
+    ("gru-candidate-sigmoid-before", *_SIGMOID),
+    # one step and the sequence forward
+    ("gru-z-swapped", "gru_step_forward", "z * h_prev + (1 - z) * h_tilde", "(1 - z) * h_prev + z * h_tilde",
+     {"test_gru_step_forward": 0, **_CHAIN}),
+    ("gru-reset-in-update", "gru_step_forward", "z * h_prev + (1 - z) * h_tilde", "r * h_prev + (1 - r) * h_tilde",
+     {"test_gru_step_forward": 0, **_CHAIN}),
+    # a wrong gru_forward also fails the Keras matches (which run it) and, where its caches hold wrong states,
+    # gru_backward (which runs on them)
+    ("gru-h0-ignored", "gru_forward", "h_t = h0", "h_t = np.zeros_like(h0)",
+     {"test_gru_forward": 0, "test_gru_backward": 0, **_KERAS}),
+    ("gru-h-not-carried", "gru_forward", "gru_step_forward(x[:, t], h_t,", "gru_step_forward(x[:, t], h0,",
+     {"test_gru_forward": 0, "test_gru_backward": 0, **_KERAS}),
+    ("gru-states-shifted", "gru_forward",
+     "        h_t, step_cache = gru_step_forward(x[:, t], h_t, W, U, b, reset_after)\n        h[:, t] = h_t\n",
+     "        h[:, t] = h_t\n        h_t, step_cache = gru_step_forward(x[:, t], h_t, W, U, b, reset_after)\n",
+     {"test_gru_forward": 0, **_KERAS}),
+    # one step backward: its own cell and the gradient check
+    ("gru-dtanh-not-squared", "gru_step_backward", "(1 - h_tilde ** 2)", "(1 - h_tilde)",
+     {"test_gru_step_backward": 0, **_CHAIN}),
+    ("gru-direct-path-missing", "gru_step_backward", "dh_prev = dh_t * z ", "dh_prev = np.zeros_like(h_prev) ",
+     {"test_gru_step_backward": 0, **_CHAIN}),
+    ("gru-dz-sign-flipped", "gru_step_backward", "dz = dh_t * (h_prev - h_tilde)", "dz = dh_t * (h_tilde - h_prev)",
+     {"test_gru_step_backward": 0, **_CHAIN}),
+    ("gru-dr-without-recurrent-bias", "gru_step_backward", "q = h_prev @ U_h + b[1, 2 * H:]", "q = h_prev @ U_h",
+     {"test_gru_step_backward": 0, **_CHAIN}),
+    # the visible check of gru_step_backward uses reset_after=True, where this one does not show
+    ("gru-dUh-without-reset", "gru_step_backward", "(r * h_prev).T @ da_h", "h_prev.T @ da_h",
+     {"test_gru_step_backward": 1.5, **_CHAIN}),
+    # the sequence backward
+    ("gru-grads-not-accumulated", "gru_backward", "dW, dU, db = dW + dW_t, dU + dU_t, db + db_t",
+     "dW, dU, db = dW_t, dU_t, db_t", {"test_gru_backward": 0}),
+    ("gru-no-gradient-through-time", "gru_backward", "gru_step_backward(dh[:, t] + dh_next, cache[t])",
+     "gru_step_backward(dh[:, t], cache[t])", {"test_gru_backward": 0}),
+    # Keras
+    ("gru-keras-kernels-swapped-after", *_KERNELS),
+    ("gru-keras-kernels-swapped-before", *_KERNELS),
+]

@@ -1,0 +1,406 @@
+"""Assignment a3_gru: its checks against course_pkg, its source notebook scored in-process as nbgrader would, and the
+mistake library (each mistake injected into the solution loses the expected points and is named).
+
+Keras is imported only by the tests that need it (the Keras part of the notebook and the Keras cases), once per session.
+"""
+
+import re
+
+import nbformat
+import numpy as np
+import pytest
+
+from assignment_tools import _run, cell_by_id, inject, load, nbgrader_meta, run_in_process, test_cells
+from course_pkg import gradcheck
+from course_pkg.grading import a3_gru, core
+from injections_a3_gru import INJECTIONS
+
+AID = "a3_gru"
+REGISTRY = a3_gru.REGISTRY
+POINTS = {"test_update_gate": 1, "test_reset_gate": 1, "test_candidate_reset_after": 1,
+          "test_candidate_reset_before": 1, "test_gru_step_forward": 2, "test_gru_forward": 2,
+          "test_gru_step_backward": 3, "test_gru_backward": 3, "test_gradient_check": 1,
+          "test_gru_keras_match_reset_after": 1, "test_gru_keras_match_reset_before": 1}
+CHECKED = {k: p for k, p in POINTS.items() if k != "test_gradient_check"}  # the cells with check() and grade()
+KERAS_KEYS = ("gru_keras_match_reset_after", "gru_keras_match_reset_before")
+FIXED_CONVENTION = {"candidate_reset_after": True, "candidate_reset_before": False,
+                    "gru_keras_match_reset_after": True, "gru_keras_match_reset_before": False}
+HIDDEN_CALL = re.compile(r'^_grade\("(?P<key>\w+)", globals\(\), seed=(?P<seed>\d+), points=(?P<points>[\d.]+)\)$')
+SOLUTION_REGION = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION", re.S | re.M)
+
+
+@pytest.fixture(scope="module")
+def nb():
+    return load(AID)
+
+
+@pytest.fixture(scope="module")
+def solution_run(nb):
+    return run_in_process(nb)
+
+
+def _seeds(nb):
+    """key -> the seed of its hidden call, read from the notebook's test cells."""
+    seeds = {}
+    for grade_id in CHECKED:
+        match = HIDDEN_CALL.match(cell_by_id(nb, grade_id).source.splitlines()[-2])
+        seeds[match["key"]] = int(match["seed"])
+    return seeds
+
+
+def _student_version(nb):
+    """The released version in-process: every solution region replaced as nbgrader replaces it."""
+    nb = nbformat.from_dict(nb)
+    for cell in nb.cells:
+        if nbgrader_meta(cell).get("solution"):
+            cell.source = SOLUTION_REGION.sub(
+                lambda m: f"{m['indent']}# YOUR CODE HERE\n{m['indent']}raise NotImplementedError()", cell.source)
+    return nb
+
+
+def _scores(runs):
+    return {k: r.score for k, r in runs.items()}
+
+
+# ---------------------------------------------------------------- the notebook's form
+
+def test_notebook_follows_the_conventions(nb):
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    ids = [nbgrader_meta(c).get("grade_id") for c in nb.cells]
+    assert None not in ids and len(ids) == len(set(ids)), "every cell needs a unique grade_id"
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        assert meta["schema_version"] == 3 and meta["task"] is False
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{meta['grade_id']} has outputs"
+        if meta["solution"]:
+            assert not meta["grade"] and not meta["locked"]
+            assert SOLUTION_REGION.search(cell.source)
+            if meta["grade_id"] != "gradient_check":
+                assert cell.source.startswith(f"def {meta['grade_id']}(")
+        elif not meta["grade"]:
+            assert meta["locked"]
+    assert test_cells(nb) == POINTS and sum(POINTS.values()) == 17
+    assert "import tensorflow" not in "".join(c.source for c in nb.cells)
+    # Keras is loaded only in the Keras part, after the last function that does not need it
+    sources = [c.source for c in nb.cells if c.cell_type == "code"]
+    first_keras = next(i for i, s in enumerate(sources) if "import keras" in s)
+    assert all("keras" not in s for s in sources[:first_keras])
+    assert "import course_pkg.keras_interop" in sources[first_keras].splitlines()[0]
+
+
+def test_test_cells_call_check_then_grade_with_their_points(nb):
+    seeds = _seeds(nb)
+    for grade_id, points in CHECKED.items():
+        key = grade_id.removeprefix("test_")
+        lines = cell_by_id(nb, grade_id).source.splitlines()
+        assert lines[0] == f'check("{key}", globals())'
+        assert lines[1] == "### BEGIN HIDDEN TESTS" and lines[-1] == "### END HIDDEN TESTS"
+        assert lines[2] == f"from course_pkg.grading.{AID} import grade as _grade"
+        match = HIDDEN_CALL.match(lines[-2])
+        assert match and match["key"] == key and float(match["points"]) == points
+        assert len(match["seed"]) == 18
+    assert len(set(seeds.values())) == len(seeds)
+    assert set(seeds) == set(REGISTRY.specs)
+    assert cell_by_id(nb, "test_gradient_check").source.splitlines()[-1] == "check_gradient_reports(globals())"
+
+
+def test_the_text_states_the_conventions_exactly(nb):
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert r"h_t = z_t \odot h_{t-1} + (1 - z_t) \odot \tilde h_t" in text
+    assert "Keras, PyTorch and cuDNN" in text and "Cho et al. (2014)" in text
+    assert r"r_t \odot (h_{t-1} U_h + b'_h)" in text  # after the product, recurrent bias included
+    assert r"(r_t \odot h_{t-1})\, U_h" in text  # before the product
+    assert "(2, 3H)" in text and "(3H,)" in text and "z, r, h" in text
+
+
+# ---------------------------------------------------------------- the checks themselves
+
+@pytest.mark.parametrize("key", list(REGISTRY.specs))
+def test_reference_passes_its_own_checks(nb, key):
+    spec = REGISTRY.spec(key)
+    cases = [spec.visible_case(), *core.hidden_cases(spec, _seeds(nb)[key])]
+    visible_dtype = "float32" if key in KERAS_KEYS else "float64"  # Keras layers are float32 by default
+    assert [c.dtype.name for c in cases] == [visible_dtype] + ["float64"] * 4 + ["float32"] * 2
+    for case in cases:
+        result = core.run_case(REGISTRY, spec, REGISTRY.reference, case)
+        assert result.passed, (case.label, result.detail)
+
+
+@pytest.mark.parametrize("key", list(REGISTRY.specs))
+def test_hidden_cases_cover_both_conventions(nb, key):
+    """Checks of functions that take reset_after: each convention in a square and a non-square float64 case and in a
+    float32 case (the seeds are chosen for it); the candidate and Keras checks: their own convention throughout."""
+    spec = REGISTRY.spec(key)
+    cases = core.hidden_cases(spec, _seeds(nb)[key])
+    conventions = [c.inputs["reset_after"] for c in cases]
+    b_rows = [c.inputs["b"].ndim if "b" in c.inputs else c.inputs["layer"].get_weights()[2].ndim for c in cases]
+    assert b_rows == [2 if ra else 1 for ra in conventions]
+    if key in FIXED_CONVENTION:
+        assert set(conventions) == {FIXED_CONVENTION[key]}
+        assert spec.visible_case().inputs["reset_after"] == FIXED_CONVENTION[key]
+    else:
+        c = conventions  # cases 0, 2 square float64; 1, 3 not square float64; 4, 5 float32
+        assert c[0] != c[2] and c[1] != c[3] and c[4] != c[5]
+
+
+def test_visible_examples_show_both_conventions_across_the_notebook():
+    visible = {key: spec.visible_case().inputs["reset_after"] for key, spec in REGISTRY.specs.items()}
+    assert visible["update_gate"] is True and visible["reset_gate"] is False
+    assert visible["gru_forward"] is False and visible["gru_backward"] is False
+
+
+def test_hidden_cases_differ_from_the_visible_one_and_vary_in_shape(nb):
+    spec = REGISTRY.spec("gru_step_forward")
+    hidden = core.hidden_cases(spec, _seeds(nb)["gru_step_forward"])
+    assert len({c.label for c in hidden}) > 2
+    visible = spec.visible_case()
+    assert not any(np.array_equal(visible.inputs["W"], c.inputs["W"]) for c in hidden if c.dtype == visible.dtype)
+
+
+def test_candidate_cases_have_a_reset_gate_that_matters(nb):
+    for key in ("candidate_reset_after", "candidate_reset_before"):
+        for case in core.hidden_cases(REGISTRY.spec(key), _seeds(nb)[key]):
+            r = case.inputs["r"]
+            assert r.dtype == case.dtype and r.shape == case.inputs["h_prev"].shape
+            assert 0 < r.min() and r.max() < 1
+            assert r.size == 1 or np.ptp(r) > 0.05
+
+
+@pytest.mark.parametrize("key", KERAS_KEYS)
+def test_keras_reference_chain_is_the_layers_own_output(nb, key):
+    """The Keras checks compare with course_pkg's get_params + gru_forward: that chain must be what the layer
+    computes, on every case the check uses (float32 within 1e-5, float64 within 1e-10), with non-zero biases."""
+    import keras
+
+    spec = REGISTRY.spec(key)
+    cases = [spec.visible_case(), *core.hidden_cases(spec, _seeds(nb)[key])]
+    for case in cases:
+        i = case.inputs
+        assert i["layer"].reset_after is i["reset_after"]
+        bias = i["layer"].get_weights()[2]
+        assert bias.shape == a3_gru.bias_shape(i["layer"].units, i["reset_after"])
+        assert np.all(np.any(bias != 0, axis=-1)), "every bias row must be non-zero"
+        (h,) = spec.run(REGISTRY.reference, core._copy_inputs(i))
+        keras_h = keras.ops.convert_to_numpy(i["layer"](i["x"], initial_state=[i["h0"]]))
+        assert keras_h.dtype == h.dtype == case.dtype
+        tol = 1e-5 if case.dtype == np.float32 else 1e-10
+        assert np.max(np.abs(h - keras_h)) < tol, case.label
+
+
+def test_the_two_conventions_are_different_models():
+    """Why the candidate and Keras checks are split by convention: the same weights give different candidates."""
+    case = a3_gru._candidate_case(True)(np.random.default_rng(0), np.dtype(np.float64), square=True)
+    i = case.inputs
+    after = a3_gru.gru.candidate(i["x_t"], i["h_prev"], i["r"], i["W"], i["U"], i["b"], reset_after=True)
+    before = a3_gru.gru.candidate(i["x_t"], i["h_prev"], i["r"], i["W"], i["U"], i["b"].sum(axis=0),
+                                  reset_after=False)
+    assert np.max(np.abs(after - before)) > 1e-2
+
+
+# ---------------------------------------------------------------- the notebook, scored in-process
+
+def test_solution_gets_full_points(solution_run):
+    assert _scores(solution_run) == {k: float(p) for k, p in POINTS.items()}
+    for grade_id in CHECKED:
+        assert "6 of 6 hidden checks passed" in solution_run[grade_id].output, solution_run[grade_id].output
+    assert "both reports passed" in solution_run["test_gradient_check"].output
+
+
+def _cells_until(nb, grade_id):
+    """Run the notebook's code cells in one namespace up to and including grade_id; return that cell's stdout."""
+    ns = {"__name__": "__main__"}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        _, out = _run(cell.source, ns)
+        if nbgrader_meta(cell)["grade_id"] == grade_id:
+            return out
+    raise AssertionError(grade_id)
+
+
+def _largest_differences(out):
+    return [float(v) for v in re.findall(r"^reset_after=\w+: largest .*?: ([0-9.e+-]+)$", out, re.M)]
+
+
+def test_keras_cell_shows_the_largest_difference_for_both_conventions(nb):
+    diffs = _largest_differences(_cells_until(nb, "keras_compare"))
+    assert len(diffs) == 2 and max(diffs) < 1e-5
+    # a wrong get_params shows up there as a large difference
+    wrong = inject(nb, "get_params", "return W, U, b", "return W, U, np.zeros_like(b)")
+    diffs = _largest_differences(_cells_until(wrong, "keras_compare"))
+    assert len(diffs) == 2 and min(diffs) > 1e-2
+
+
+def test_gradient_check_cell_prints_both_reports(nb):
+    out = _cells_until(nb, "gradient_check")
+    assert "reset_after=True" in out and "reset_after=False" in out
+    assert out.count("relative error") == 2 and "FAILED" not in out
+
+
+def test_student_version_holds_no_solution_line_and_no_hidden_marker(nb):
+    """What the nbgrader end-to-end test asserts of the generated student version, here on the in-process one."""
+    student = _student_version(nb)
+    for cell in student.cells:
+        cell.source = re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", "", cell.source, flags=re.S)
+    released = "\n".join(c.source for c in student.cells)
+    for marker in ("SOLUTION", "HIDDEN", "_grade(", "seed=", "import grade as"):
+        assert marker not in released, marker
+    for cell in nb.cells:
+        for region in re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, re.S):
+            for line in region.splitlines():
+                line = line.strip()
+                assert len(line) <= 12 or line.startswith("#") or line not in released, line
+
+
+def test_student_version_gets_zero_without_a_checker_error(nb):
+    student = _student_version(nb)
+    assert "### BEGIN SOLUTION" not in "".join(c.source for c in student.cells)
+    runs = run_in_process(student)
+    assert _scores(runs) == {k: 0.0 for k in POINTS}
+    for grade_id in CHECKED:
+        assert "NotImplementedError" in runs[grade_id].output, runs[grade_id].output
+    assert "report_after is not defined" in runs["test_gradient_check"].output
+    # the hidden checks alone (visible lines removed) also give 0 with the reason, not a checker error
+    for grade_id in CHECKED:
+        cell = cell_by_id(student, grade_id)
+        cell.source = cell.source.split("\n", 1)[1]
+    runs = run_in_process(student)
+    for grade_id in CHECKED:
+        run = runs[grade_id]
+        assert run.score == 0.0 and "0 of 6 hidden checks passed" in run.output, run.output
+        assert "NotImplementedError" in run.output and "checker error" not in run.output
+
+
+# ---------------------------------------------------------------- the gradient check's test
+
+def _report(errors):
+    return gradcheck.GradcheckReport(errors, 1e-7)
+
+
+GOOD = dict.fromkeys(a3_gru.GRADCHECK_INPUTS, 1e-10)
+
+
+@pytest.mark.parametrize("namespace, expected", [
+    ({}, "report_after is not defined"),
+    ({"report_after": _report(GOOD)}, "report_before is not defined"),
+    ({"report_after": 0.0, "report_before": _report(GOOD)}, "report_after (reset_after=True) is a float"),
+    ({"report_after": _report({"x_t": 1e-10}), "report_before": _report(GOOD)}, "no gradient for h_prev, W, U, b"),
+    ({"report_after": _report(GOOD), "report_before": gradcheck.GradcheckReport(GOOD, 1.0)}, "keep gradcheck's"),
+    ({"report_after": _report(GOOD), "report_before": _report({**GOOD, "U": 0.3})},
+     "report_before (reset_after=False): the gradients of your gru_step_backward disagree with central differences "
+     "for U (3.0e-01)"),
+])
+def test_gradient_reports_are_checked_with_a_reason(namespace, expected):
+    with pytest.raises(AssertionError, match=re.escape(expected)):
+        a3_gru.check_gradient_reports(namespace)
+
+
+def test_gradient_reports_that_passed_are_accepted(capsys):
+    a3_gru.check_gradient_reports({"report_after": _report(GOOD), "report_before": _report({**GOOD, "b": 3e-9})})
+    assert "both reports passed (largest relative error 3.0e-09" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the mistake library
+
+def test_every_mistake_has_one_injection():
+    ids = [m.id for m in REGISTRY.all_mistakes()]
+    assert sorted(ids) == sorted(inj[0] for inj in INJECTIONS)
+    assert len(ids) >= 10
+    by_id = {m.id: m for m in REGISTRY.all_mistakes()}
+    for mistake_id, _, _, _, expected in INJECTIONS:
+        assert f"test_{by_id[mistake_id].function}" in expected, mistake_id
+
+
+@pytest.mark.parametrize("mistake_id, grade_id, old, new, expected", INJECTIONS, ids=[i[0] for i in INJECTIONS])
+def test_injected_mistake_loses_the_expected_points_and_is_named(nb, mistake_id, grade_id, old, new, expected):
+    runs = run_in_process(inject(nb, grade_id, old, new))
+    assert _scores(runs) == {k: float(expected.get(k, p)) for k, p in POINTS.items()}
+    own = f"test_{next(m.function for m in REGISTRY.all_mistakes() if m.id == mistake_id)}"
+    assert f"[{mistake_id}]" in runs[own].output, runs[own].output
+
+
+@pytest.mark.parametrize("mistake", REGISTRY.all_mistakes(), ids=lambda m: m.id)
+def test_mistake_is_recognised_on_the_hidden_cases(nb, mistake):
+    """Independently of the notebook: the mistake's own functions fail some hidden cases, and every failure on
+    which the mistake applies (no exception) is diagnosed as this mistake and no other."""
+    spec = REGISTRY.spec(mistake.function)
+    get = core._mistake_resolver(mistake, REGISTRY)
+    results = [core.run_case(REGISTRY, spec, get, c) for c in core.hidden_cases(spec, _seeds(nb)[spec.key])]
+    failed = [r for r in results if not r.passed]
+    assert failed
+    named = [r for r in failed if r.mistakes]
+    assert named and all(r.mistakes == [mistake] for r in named)
+    assert all("raised" in r.detail for r in failed if not r.mistakes)  # a shape error where D != H
+
+
+@pytest.mark.parametrize("mistake", REGISTRY.all_mistakes(), ids=lambda m: m.id)
+def test_mistake_message_names_function_part_and_hint_without_code(mistake):
+    text = mistake.message()
+    spec = REGISTRY.spec(mistake.function)
+    assert spec.key in text and mistake.gate and mistake.gate in text
+    assert mistake.what and "Hint: " in text and len(mistake.hint) > 20
+    for code in ("@", "np.", "[:", "axis=", "**", "def ", "return ", "slice(", ".T", "concatenate"):
+        assert code not in text, (code, text)
+
+
+def test_gate_mistakes_name_the_gate():
+    for m in REGISTRY.all_mistakes():
+        if m.function in a3_gru.GATES:
+            word = m.function.split("_")[0]
+            assert f"{word} gate" in m.what, m.what
+        if m.function.startswith("candidate_"):
+            assert "candidate" in m.what or "reset" in m.what, m.what
+
+
+def test_the_plain_backward_used_by_the_mistakes_is_right_when_nothing_is_wrong(nb):
+    """The wrong gru_step_backward versions are one flag away from a right one: that one must equal course_pkg's."""
+    spec = REGISTRY.spec("gru_step_backward")
+    right = core.Mistake("none", "gru_step_backward", None, "", "", {"gru_step_backward": a3_gru._step_backward()})
+    for case in core.hidden_cases(spec, _seeds(nb)["gru_step_backward"]):
+        assert core.run_case(REGISTRY, spec, core._mistake_resolver(right, REGISTRY), case).passed, case.label
+
+
+# ---------------------------------------------------------------- beyond the library
+
+def test_float64_arrays_for_float32_inputs_cost_the_float32_cases(nb):
+    """Partial credit: a gru_forward that makes float64 arrays passes its visible (float64) check and 4 of the 6
+    hidden cases; the Keras matches, which run it, have float32 visible examples and so score 0."""
+    wrong = inject(nb, "gru_forward", "np.zeros((B, T, h0.shape[1]), dtype=x.dtype)", "np.zeros((B, T, h0.shape[1]))")
+    runs = run_in_process(wrong)
+    assert _scores(runs) == {**{k: float(p) for k, p in POINTS.items()}, "test_gru_forward": 1.33,
+                             "test_gru_keras_match_reset_after": 0.0, "test_gru_keras_match_reset_before": 0.0}
+    assert "expected dtype float32" in runs["test_gru_forward"].output
+
+
+def test_a_wrong_gate_costs_only_its_own_points_and_the_gradient_check(nb):
+    """Isolation: the step, sequence and Keras checks built on a wrong reset gate still get their points; the
+    gradient check, which runs the student's own chain, does not."""
+    wrong = inject(nb, "reset_gate", "return sigmoid(", "return np.tanh(")
+    runs = run_in_process(wrong)
+    lost = {k for k, r in runs.items() if r.score != POINTS[k]}
+    assert lost == {"test_reset_gate", "test_gradient_check"}
+    assert "disagree with central differences" in runs["test_gradient_check"].output
+
+
+@pytest.mark.parametrize("grade_id, old, new", [
+    ("update_gate", "def update_gate(",
+     "from course_pkg.gru import update_gate as course_gate\n\n\ndef update_gate("),
+    ("get_params", "def get_params(", "from course_pkg.keras_interop import get_params as course_get_params\n\n\n"
+                                      "def get_params("),
+    ("gru_forward", "def gru_forward(", "import course_pkg.gru as course_gru\n\n\ndef gru_forward("),
+])
+def test_calling_course_pkg_is_refused(nb, grade_id, old, new):
+    name = new.split(" as ")[1].split("\n")[0]
+    call = {"update_gate": f"return {name}(x_t, h_prev, W, U, b, reset_after)",
+            "get_params": f"return {name}(layer)",
+            "gru_forward": f"return {name}.gru_forward(x, h0, W, U, b, reset_after)"}[grade_id]
+    cheat = inject(nb, grade_id, old, new)
+    cell = cell_by_id(cheat, grade_id)
+    cell.source = cell.source.replace("### BEGIN SOLUTION", f"### BEGIN SOLUTION\n    {call}")
+    keys = {"get_params": KERAS_KEYS}.get(grade_id, (grade_id,))
+    runs = run_in_process(cheat)
+    for key in keys:
+        assert runs[f"test_{key}"].score == 0
+        assert "course_pkg's reference implementation" in runs[f"test_{key}"].output
