@@ -2,6 +2,10 @@
 # Each creates what it needs on first use: the virtual environment .venv (reinstalled only when requirements.txt or
 # pyproject.toml change), a local copy of MathJax (so the site needs no CDN), and for the browser test Debian's
 # Chromium.
+# `make autograde` autogrades every submission under assignments/submitted/ with nbgrader, a broken one never
+# stopping the class (course_pkg/grading/classroom.py); COURSE=dir grades another course folder,
+# ASSIGNMENT="a1_rnn a2_lstm" only those assignments, JOBS=2 two nbgrader runs at once. Report:
+# $(COURSE)/autograded/grading_report.csv.
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -13,7 +17,7 @@ CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: book test bench clean
+.PHONY: book test bench clean autograde feedback grades
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,5 +45,20 @@ test: $(STAMP) $(MATHJAX) $(CHROMIUM)
 bench: $(STAMP)
 	$(BIN)/python bench/reference_speed.py
 
+COURSE ?= assignments
+ASSIGNMENT ?=
+JOBS ?= 2
+autograde: $(STAMP)
+	$(BIN)/python -m course_pkg.grading.classroom autograde --course $(COURSE) --jobs $(JOBS) \
+		$(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
+
 clean:
 	rm -rf _build
+
+# `make feedback`: feedback HTML for every autograded submission (feedback/<student>/<assignment>/, no hidden
+# test source); `make grades`: every score to $(COURSE)/grades.csv.
+feedback: $(STAMP)
+	$(BIN)/python -m course_pkg.grading.classroom feedback --course $(COURSE) $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
+
+grades: $(STAMP)
+	$(BIN)/python -m course_pkg.grading.classroom export --course $(COURSE)

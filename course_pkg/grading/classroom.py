@@ -1,0 +1,655 @@
+"""Autograde a whole class with stock nbgrader, so that no submission stops the grading of the others.
+
+    python -m course_pkg.grading.classroom autograde [--course DIR] [--assignment ID ...] [--timeout SECONDS]
+                                                     [--submission-timeout SECONDS]
+    python -m course_pkg.grading.classroom feedback [--course DIR] [--assignment ID ...]
+    python -m course_pkg.grading.classroom export [--course DIR] [--to FILE]
+
+autograde, for each assignment:
+1. checks every submission <course>/submitted/<student>/<assignment>/ before nbgrader sees it: a notebook that is
+   not valid JSON or not an nbformat notebook, or expected notebooks missing (renamed: the .ipynb files found are
+   named), cannot be graded; deleted and duplicated test cells are noted (the course's nbgrader configuration puts
+   deleted ones back and grades the last copy of a duplicated one);
+2. runs `nbgrader autograde <assignment> --force` once for all the students left (one run is much faster than one
+   per student: nbgrader takes seconds to start), and watches its log: a submission that takes longer than the
+   wall-clock limit is stopped (nbgrader and its kernels), recorded, and nbgrader is started again for the students
+   not yet graded; so is a run that dies or stops on one submission;
+3. reads from each autograded notebook what happened in it (cells timed out, a kernel that died, cells not run,
+   output cut to the size limit);
+4. records a submission that could not be graded in the gradebook: 0 for each of its grades, the reason in its
+   comments, the notebook flagged; submissions graded with problems are flagged too. Other students' grades are
+   never touched, and submitted files are only read.
+It writes <course>/autograded/grading_report.csv (student, assignment, status, score, max_score, reason), keeps
+nbgrader's log in <course>/autograded/grading_logs/<assignment>.log, and prints a summary.
+
+feedback runs `nbgrader generate_feedback <assignment> --force` (the course's configuration removes the hidden tests),
+export runs `nbgrader export` to a CSV file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import json
+import os
+import pathlib
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import warnings
+
+REPORT_NAME = "grading_report.csv"
+REPORT_FIELDS = ("student", "assignment", "status", "score", "max_score", "reason")
+GRADED, WITH_PROBLEMS, NOT_GRADED = "graded", "graded-with-problems", "not-graded"
+
+# nbgrader's log lines (nbgrader 0.9.6) that mark the start and the successful end of one submission
+_STUDENT_LINE = re.compile(r"Creating/updating student with ID '(?P<student>.*?)'")
+_SUCCESS_LINE = "Setting destination file permissions"
+_EXCEPTION_LINE = re.compile(r"^\s*((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception)): (.+)$")
+
+
+def default_course():
+    """The course folder: the current directory if it has nbgrader_config.py, otherwise this repository's."""
+    here = pathlib.Path.cwd()
+    if (here / "nbgrader_config.py").exists():
+        return here
+    return pathlib.Path(__file__).resolve().parents[2] / "assignments"
+
+
+@dataclasses.dataclass
+class Course:
+    """The paths and settings nbgrader uses for one course folder (read from its nbgrader_config.py)."""
+
+    root: pathlib.Path
+    coursedir: object  # nbgrader.coursedir.CourseDirectory
+    config: object  # traitlets Config
+
+    @classmethod
+    def load(cls, root):
+        from nbgrader.coursedir import CourseDirectory
+        from traitlets.config.loader import PyFileConfigLoader
+
+        root = pathlib.Path(root).resolve()
+        if not (root / "nbgrader_config.py").exists():
+            raise SystemExit(f"{root} is not an nbgrader course: it has no nbgrader_config.py")
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+        coursedir = CourseDirectory(config=config)
+        coursedir.root = str(root)
+        return cls(root, coursedir, config)
+
+    def path(self, kind, student=".", assignment="."):
+        directory = getattr(self.coursedir, f"{kind}_directory")
+        return pathlib.Path(os.path.normpath(self.coursedir.format_path(directory, student, assignment)))
+
+    @contextlib.contextmanager
+    def gradebook(self):
+        from nbgrader.api import Gradebook
+        from sqlalchemy.exc import SAWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SAWarning)  # nbgrader's own ORM warnings, harmless
+            with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gb:
+                yield gb
+
+    def restores_deleted_cells(self):
+        return bool(self.config.OverwriteCells.get("add_missing_cells", False))
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What happened to one submission (student, assignment)."""
+
+    student: str
+    assignment: str
+    problem: str | None = None  # why nothing could be graded
+    notes: list = dataclasses.field(default_factory=list)  # what was graded with a problem, or repaired
+    deleted: set = dataclasses.field(default_factory=set)  # (notebook, grade_id) of graded cells not submitted
+    score: float = 0.0
+    max_score: float = 0.0
+
+    @property
+    def status(self):
+        return NOT_GRADED if self.problem else (WITH_PROBLEMS if self.notes else GRADED)
+
+    @property
+    def reason(self):
+        return "; ".join(([self.problem] if self.problem else []) + self.notes)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. Before nbgrader: can the submission be graded?
+
+
+@dataclasses.dataclass
+class Expected:
+    """One notebook of an assignment, as the gradebook knows it."""
+
+    name: str
+    grade_cells: list
+    solution_cells: list
+
+
+def expected_notebooks(course, assignment):
+    with course.gradebook() as gb:
+        found = gb.find_assignment(assignment)
+        return [Expected(nb.name, [c.name for c in nb.grade_cells], [c.name for c in nb.solution_cells])
+                for nb in found.notebooks]
+
+
+def read_notebook(path, max_bytes):
+    """(notebook, None) or (None, why it cannot be read)."""
+    import nbformat
+
+    size = path.stat().st_size
+    if size > max_bytes:
+        return None, f"{path.name} is too large to grade ({size / 1e6:.0f} MB; the limit is {max_bytes / 1e6:.0f} MB)"
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"{path.name} is not UTF-8 text (byte {exc.start})"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"{path.name} is not valid JSON ({exc.msg}: line {exc.lineno}, column {exc.colno})"
+    if not isinstance(data, dict) or "cells" not in data or "nbformat" not in data:
+        keys = ", ".join(map(repr, list(data)[:5])) if isinstance(data, dict) else type(data).__name__
+        return None, f"{path.name} is JSON but not a Jupyter notebook (no 'cells' and 'nbformat'; found {keys})"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. duplicated cell ids, which nbformat repairs as nbgrader reads it
+            nb = nbformat.convert(nbformat.from_dict(data), 4)
+            nbformat.validate(nb)
+    except Exception as exc:  # noqa: BLE001 - whatever nbformat rejects, nbgrader cannot read
+        first = str(exc).strip().split("\n")[0][:200]
+        return None, f"{path.name} is not a valid Jupyter notebook (nbformat 4): {first}"
+    return nb, None
+
+
+def _grade_ids(nb):
+    ids = []
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if isinstance(meta, dict) and meta.get("grade_id"):
+            ids.append(meta["grade_id"])
+    return ids
+
+
+def inspect_submission(course, outcome, expected, max_bytes):
+    """Fill outcome.problem (cannot be graded) and outcome.notes (graded, with repairs) from the submitted files.
+
+    A notebook nbgrader cannot read makes the whole submission ungradable (nbgrader stops on it; the course's
+    assignments have one notebook each). Deleted and duplicated cells are noted; nbgrader handles them.
+    """
+    folder = course.path("submitted", outcome.student, outcome.assignment)
+    found = sorted(p.name for p in folder.glob("*.ipynb"))
+    gradable, missing, unreadable = [], [], []
+    for exp in expected:
+        path = folder / f"{exp.name}.ipynb"
+        if not path.is_file():
+            missing.append(path.name)
+            continue
+        nb, why = read_notebook(path, max_bytes)
+        if why:
+            unreadable.append(why)
+            continue
+        gradable.append(exp.name)
+        ids = _grade_ids(nb)
+        deleted = [g for g in exp.grade_cells if g not in ids]
+        outcome.deleted.update((exp.name, g) for g in deleted)
+        if deleted:
+            what = ("put back from the source version and graded" if course.restores_deleted_cells()
+                    else "scored 0")
+            outcome.notes.append(f"{exp.name}.ipynb: graded cell(s) {', '.join(deleted)} deleted: {what}")
+        gone = [g for g in exp.solution_cells if g not in ids and g not in exp.grade_cells]
+        if gone:
+            outcome.notes.append(f"{exp.name}.ipynb: solution cell(s) {', '.join(gone)} deleted")
+        for grade_id in sorted({g for g in ids if ids.count(g) > 1}):
+            outcome.notes.append(f"{exp.name}.ipynb: cell {grade_id} appears {ids.count(grade_id)} times: the last "
+                                 "copy was graded, the others ran as ordinary cells")
+    others = [name for name in found if name not in {f"{e.name}.ipynb" for e in expected}]
+    if missing:
+        seen = f"found: {', '.join(others)}" if others else "no other .ipynb file found"
+        text = (f"{', '.join(missing)} missing ({seen}); a renamed notebook is not graded: it must keep its "
+                "original name")
+        if gradable and not unreadable:
+            outcome.notes.append(text + "; the missing notebook scores 0")  # nbgrader grades the others
+        else:
+            unreadable.insert(0, text)
+    if unreadable:  # nbgrader would stop on it: the submission is not given to nbgrader at all
+        outcome.problem = "; ".join(unreadable)
+        outcome.notes.clear()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. nbgrader, watched
+
+
+def kill_tree(pid):
+    """Kill a process and all its descendants (the kernels run in sessions of their own)."""
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+        processes = parent.children(recursive=True) + [parent]
+    except psutil.NoSuchProcess:
+        return
+    for proc in processes:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(processes, timeout=10)
+
+
+@dataclasses.dataclass
+class Run:
+    """One nbgrader process: the log lines of each submission it started, in order."""
+
+    chunks: list  # [(student, [lines])]
+    killed: str | None  # the student whose submission was stopped at the wall-clock limit
+    returncode: int | None
+
+
+def watch(command, cwd, env, limit, log):
+    """Run command; give each submission (from one "Creating/updating student" line to the next) `limit` seconds.
+
+    On the limit, the process and its kernels are killed. log: an open file that receives every line.
+    """
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=True)
+    lines = queue.Queue()
+
+    def read():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    chunks, killed, exited = [], None, None
+    current, started = [], time.monotonic()  # lines before the first student: nbgrader's start
+    chunks.append((None, current))
+    while True:
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            line = ""
+        if line is None:
+            break
+        if exited is None and proc.poll() is not None:
+            exited = time.monotonic()
+        if exited is not None and not line and time.monotonic() - exited > 5:
+            break  # a process the student's code left behind still holds the pipe open
+        if line:
+            log.write(line)
+            match = _STUDENT_LINE.search(line)
+            if match:
+                current, started = [], time.monotonic()
+                chunks.append((match["student"], current))
+            current.append(line.rstrip("\n"))
+        if time.monotonic() - started > limit and killed is None:
+            killed = chunks[-1][0] or "(nbgrader's start)"
+            log.write(f"[classroom] {killed}: over the limit of {limit:.0f} s: stopping nbgrader\n")
+            kill_tree(proc.pid)
+    proc.wait()
+    log.flush()
+    return Run([c for c in chunks if c[0] is not None], killed, proc.returncode)
+
+
+def failure_reason(lines, returncode, log_name):
+    """Why nbgrader did not grade a submission, from its log lines for it."""
+    exceptions = [m for m in map(_EXCEPTION_LINE.match, lines) if m]
+    if exceptions:
+        name, message = exceptions[-1].groups()
+        return f"nbgrader failed: {name.rsplit('.', 1)[-1]}: {message.strip()}"
+    for index, line in enumerate(lines):
+        if "| ERROR]" in line and "There was an error processing" not in line and "Please see" not in line:
+            text = line.split("]", 1)[1].strip()
+            follow = [x.strip() for x in lines[index + 1:index + 3] if x.startswith(" ")]
+            return "nbgrader failed: " + " ".join([text, *follow]).strip()
+    if returncode is not None and returncode < 0:
+        return f"nbgrader was stopped by signal {-returncode} on this submission (out of memory?)"
+    return f"nbgrader did not grade it (see {log_name})"
+
+
+def autograde_students(students, command_for, cwd, env, limit, log, log_name):
+    """Grade `students` in as few nbgrader runs as possible: {student: None (graded) or why not}.
+
+    command_for(students) -> the command that grades exactly those students.
+    """
+    results, pending = {}, sorted(students)
+    runs = 0
+    while pending:
+        runs += 1
+        run = watch(command_for(pending), cwd, env, limit, log)
+        progress = False
+        for student, lines in run.chunks:
+            if student not in pending:
+                continue
+            pending.remove(student)
+            progress = True
+            if any(_SUCCESS_LINE in line for line in lines):
+                results[student] = None
+            elif student == run.killed:
+                results[student] = f"stopped after the wall-clock limit of {limit:.0f} s per submission"
+            else:
+                results[student] = failure_reason(lines, run.returncode, log_name)
+        if not progress:  # nbgrader stopped before any submission: no point in starting it again
+            why = (f"nbgrader stopped before grading (exit code {run.returncode}; see {log_name})"
+                   if run.killed is None else f"nbgrader did not start within {limit:.0f} s")
+            for student in pending:
+                results[student] = why
+            break
+    return results, runs
+
+
+def run_jobs(students, jobs, command_for, cwd, limit, log_path):
+    """autograde_students on `jobs` groups of students at once (nbgrader runs in parallel; the gradebook is SQLite,
+    which serialises their writes). Logs: log_path, or log_path with .1, .2 ... before the suffix."""
+    groups = [g for g in (sorted(students)[k::max(1, jobs)] for k in range(max(1, jobs))) if g]
+    results, runs, lock = {}, 0, threading.Lock()
+
+    def grade(index, group):
+        nonlocal runs
+        path = log_path if len(groups) == 1 else log_path.with_suffix(f".{index + 1}{log_path.suffix}")
+        with open(path, "w") as log:
+            done, n = autograde_students(group, command_for, cwd, _env(), limit, log, os.path.relpath(path, cwd))
+        with lock:
+            results.update(done)
+            runs += n
+
+    threads = [threading.Thread(target=grade, args=(i, g)) for i, g in enumerate(groups)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, runs
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. After nbgrader: what happened inside the notebooks
+
+
+def notebook_notes(path):
+    """Problems GuardedExecute, nbgrader's timeout and the output limits left in an autograded notebook."""
+    import nbformat
+
+    from course_pkg.grading import nbgrader_ext as ext
+
+    nb = nbformat.read(str(path), as_version=4)
+    notes, cut = [], []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        name = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {index + 1}"
+        for out in cell.outputs:
+            if out.output_type == "error" and out.ename in (ext.KERNEL_DIED, ext.NOT_RUN, ext.CELL_TIMEOUT):
+                what = out.evalue or "timed out (interrupted after the time limit per cell)"
+                notes.append(f"{name}: {what}")
+            elif ext.CUT_MARK in json.dumps(out) and name not in cut:
+                cut.append(name)
+    if cut:
+        notes.append(f"output cut to the size limit in {', '.join(cut)}")
+    return [f"{path.name}: {note}" for note in notes]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. Gradebook and report
+
+
+def record_not_graded(course, outcome, notebooks):
+    """0 for every grade of these notebooks, the reason in their comments, the notebooks flagged."""
+    timestamp = course.coursedir.get_existing_timestamp(
+        str(course.path("submitted", outcome.student, outcome.assignment)))
+    with course.gradebook() as gb:
+        gb.update_or_create_student(outcome.student)
+        extra = {"timestamp": timestamp} if timestamp else {}
+        submission = gb.update_or_create_submission(outcome.assignment, outcome.student, **extra)
+        for nb in submission.notebooks:
+            if nb.name not in notebooks:
+                continue
+            for grade in nb.grades:
+                grade.auto_score = 0.0
+                grade.needs_manual_grade = False
+            for comment in nb.comments:
+                comment.auto_comment = f"Not graded: {outcome.problem}"
+            nb.flagged = True
+        gb.db.commit()
+
+
+def finish_graded(course, outcome):
+    """Flag a submission graded with problems. Without restoring (stock nbgrader), a deleted graded cell's grade is
+    left empty, "needs manual grade": it gets 0 instead, with the reason in the report."""
+    deleted = set() if course.restores_deleted_cells() else outcome.deleted
+    with course.gradebook() as gb:
+        submission = gb.find_submission(outcome.assignment, outcome.student)
+        for nb in submission.notebooks:
+            for grade in nb.grades:
+                if (nb.name, grade.name) in deleted:
+                    grade.auto_score = 0.0
+                    grade.needs_manual_grade = False
+            if outcome.notes:
+                nb.flagged = True
+        gb.db.commit()
+
+
+def read_scores(course, outcome):
+    with course.gradebook() as gb:
+        try:
+            submission = gb.find_submission(outcome.assignment, outcome.student)
+        except Exception:  # noqa: BLE001 - MissingEntry: nothing recorded
+            return
+        outcome.score, outcome.max_score = float(submission.score), float(submission.max_score)
+
+
+def write_report(course, outcomes):
+    """Rows for these submissions replace their previous rows; rows of other submissions are kept."""
+    path = course.path("autograded") / REPORT_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    if path.exists():
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                rows[(row["student"], row["assignment"])] = row
+    for o in outcomes:
+        rows[(o.student, o.assignment)] = {"student": o.student, "assignment": o.assignment, "status": o.status,
+                                           "score": f"{o.score:g}", "max_score": f"{o.max_score:g}",
+                                           "reason": o.reason}
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, REPORT_FIELDS)
+        writer.writeheader()
+        for key in sorted(rows, key=lambda k: (k[1], k[0])):
+            writer.writerow(rows[key])
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Commands
+
+
+def _env():
+    """nbgrader runs `alembic` from PATH when it creates a gradebook: this Python's bin/ first."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    return env
+
+
+def _nbgrader(*args):
+    return [sys.executable, "-m", "nbgrader", *args]
+
+
+def submitted_assignments(course):
+    return sorted({p.name for p in course.path("submitted").glob("*/*") if p.is_dir()})
+
+
+def known_assignments(course):
+    with course.gradebook() as gb:
+        return [a.name for a in gb.assignments]
+
+
+def autograde_assignment(course, assignment, options, say):
+    """Grade every submission of one assignment; return the Outcomes."""
+    students = sorted(p.parent.name for p in course.path("submitted").glob(f"*/{assignment}") if p.is_dir())
+    outcomes = {s: Outcome(s, assignment) for s in students}
+    if assignment not in known_assignments(course):
+        for o in outcomes.values():
+            o.problem = f"assignment {assignment} is not in the gradebook (run nbgrader generate_assignment first)"
+        return list(outcomes.values())
+    expected = expected_notebooks(course, assignment)
+    names = [e.name for e in expected]
+    for outcome in outcomes.values():
+        if re.search(r"[,*?\[\]]", outcome.student):  # nbgrader reads student ids as globs and lists
+            outcome.problem = f"the folder name {outcome.student!r} cannot be a student id for nbgrader (,*?[])"
+            continue
+        inspect_submission(course, outcome, expected, options.max_notebook_mb * 1e6)
+    batch = [s for s in students if outcomes[s].problem is None]
+
+    logs = course.path("autograded") / "grading_logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{assignment}.log"
+    limit = options.submission_timeout
+    settings = ["--force", "--log-level=INFO"]
+    if options.timeout is not None:
+        settings.append(f"--Execute.timeout={options.timeout}")
+    if options.submission_timeout_given:  # the notebook's own budget ends first, so what ran is still graded
+        settings.append(f"--GuardedExecute.notebook_timeout={max(1, int(0.8 * limit))}")
+
+    def command_for(chosen):
+        excluded = sorted(set(students) - set(chosen))
+        exclude = [f"--CourseDirectory.student_id_exclude={','.join(excluded)}"] if excluded else []
+        return _nbgrader("autograde", assignment, *settings, *exclude)
+
+    for old in logs.glob(f"{assignment}.*log"):  # the previous run's
+        old.unlink()
+    results, runs = run_jobs(batch, options.jobs, command_for, course.root, limit, log_path)
+    locked = [s for s, why in results.items() if why and "database is locked" in why]
+    if locked:  # two nbgrader runs wrote to the gradebook at once: those students again, alone
+        again, more = run_jobs(locked, 1, command_for, course.root, limit, log_path.with_suffix(".retry.log"))
+        results.update(again)
+        runs += more
+
+    for student, outcome in outcomes.items():
+        if outcome.problem is None and results.get(student):
+            outcome.problem = results[student]
+            dest = course.path("autograded", student, assignment)
+            if dest.exists():  # what a stopped run left must not look graded
+                shutil.rmtree(dest, ignore_errors=True)
+        if outcome.problem:
+            record_not_graded(course, outcome, names)
+        else:
+            for name in names:
+                path = course.path("autograded", student, assignment) / f"{name}.ipynb"
+                if path.exists():
+                    outcome.notes.extend(notebook_notes(path))
+            finish_graded(course, outcome)
+        read_scores(course, outcome)
+    say(f"{assignment}: {len(students)} submission(s), {len(batch)} given to nbgrader in {runs} run(s); "
+        f"logs: {os.path.relpath(logs, course.root)}/{assignment}*.log")
+    return list(outcomes.values())
+
+
+def cmd_autograde(options, say=print):
+    start = time.monotonic()
+    course = Course.load(options.course)
+    assignments = options.assignment or [a for a in submitted_assignments(course)]
+    if not assignments:
+        say(f"No submissions under {course.path('submitted')}")
+        return 0
+    outcomes = []
+    for assignment in assignments:
+        outcomes.extend(autograde_assignment(course, assignment, options, say))
+    report = write_report(course, outcomes)
+    seconds = time.monotonic() - start
+    counts = {status: sum(o.status == status for o in outcomes) for status in (GRADED, WITH_PROBLEMS, NOT_GRADED)}
+    students = {o.student for o in outcomes}
+    say(f"\nAutograded {len(outcomes)} submission(s) of {len(students)} student(s) in {seconds:.1f} s: "
+        f"{counts[GRADED]} graded, {counts[WITH_PROBLEMS]} graded with problems, {counts[NOT_GRADED]} not graded.")
+    for o in outcomes:
+        if o.status != GRADED:
+            say(f"  {o.student} / {o.assignment}: {o.status}, {o.score:g} of {o.max_score:g}: {o.reason}")
+    say(f"Report: {report}")
+    return 0
+
+
+def _run_each(course, assignments, make_args, what, say):
+    failures = 0
+    for assignment in assignments:
+        proc = subprocess.run(_nbgrader(*make_args(assignment)), cwd=course.root, env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        errors = [line for line in proc.stdout.splitlines() if "| ERROR]" in line]
+        if proc.returncode:
+            failures += 1
+            say(f"{assignment}: nbgrader {what} failed (exit code {proc.returncode}):\n  " + "\n  ".join(errors[-10:]))
+        else:
+            say(f"{assignment}: {what} done")
+    return 1 if failures else 0
+
+
+def cmd_feedback(options, say=print):
+    course = Course.load(options.course)
+    assignments = options.assignment or sorted({p.name for p in course.path("autograded").glob("*/*") if p.is_dir()})
+    if not assignments:
+        say(f"Nothing autograded under {course.path('autograded')}")
+        return 0
+    status = _run_each(course, assignments, lambda a: ("generate_feedback", a, "--force"), "generate_feedback", say)
+    say(f"Feedback: {course.path('feedback')}")
+    return status
+
+
+def cmd_export(options, say=print):
+    course = Course.load(options.course)
+    target = pathlib.Path(options.to or course.root / "grades.csv").resolve()
+    proc = subprocess.run(_nbgrader("export", f"--to={target}"), cwd=course.root, env=_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    if proc.returncode:
+        say(f"nbgrader export failed (exit code {proc.returncode}):\n{proc.stdout[-2000:]}")
+        return 1
+    say(f"Grades: {target}")
+    return 0
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="python -m course_pkg.grading.classroom", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--course", type=pathlib.Path, default=None,
+                        help="the course folder (nbgrader_config.py): default the current folder if it has one, "
+                             "otherwise this repository's assignments/")
+    grade = sub.add_parser("autograde", parents=[common], help="autograde every submission under submitted/")
+    grade.add_argument("--assignment", nargs="+", help="assignment ids (default: every one with submissions)")
+    grade.add_argument("--timeout", type=int, default=None,
+                       help="seconds per cell before it is interrupted (default: Execute.timeout in the config)")
+    grade.add_argument("--submission-timeout", type=float, default=None,
+                       help="wall-clock seconds per submission before nbgrader is stopped (default 600; when given, "
+                            "the notebook's own time budget becomes 80%% of it)")
+    grade.add_argument("--jobs", type=int, default=2,
+                       help="nbgrader runs at once, each grading a share of the students (default 2: on two cores "
+                            "this grades a class in about 0.6 of the time of one run)")
+    grade.add_argument("--max-notebook-mb", type=float, default=500, help="larger notebooks are not graded")
+    feedback = sub.add_parser("feedback", parents=[common], help="nbgrader generate_feedback for everything autograded")
+    feedback.add_argument("--assignment", nargs="+", help="assignment ids (default: every autograded one)")
+    export = sub.add_parser("export", parents=[common], help="nbgrader export of the gradebook to CSV")
+    export.add_argument("--to", type=pathlib.Path, default=None, help="the CSV file (default <course>/grades.csv)")
+    return p
+
+
+def main(argv=None):
+    options = parser().parse_args(argv)
+    options.course = options.course or default_course()
+    if options.command == "autograde":
+        options.submission_timeout_given = options.submission_timeout is not None
+        options.submission_timeout = options.submission_timeout or 600.0
+        return cmd_autograde(options)
+    if options.command == "feedback":
+        return cmd_feedback(options)
+    return cmd_export(options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,379 @@
+"""nbgrader preprocessors of the course, configured in assignments/nbgrader_config.py.
+
+What stock nbgrader 0.9.6 does, and what each class here changes:
+
+- Feedback: GenerateFeedback renders the autograded notebook, whose test cells hold the hidden tests again (autograde
+  restores the locked cells from the gradebook), so the feedback HTML shows the hidden test source and, when a
+  hidden check raises, a traceback quoting its lines. HideHiddenTests removes the hidden regions and any line of
+  hidden source from the outputs, and reduces tracebacks in those cells to "ename: evalue".
+- Duplicated grade cells: DeduplicateIds keeps the last copy and sets the others' nbgrader metadata to {}, which
+  CheckCellMetadata then reads as "schema version 0": SchemaTooOldError, which nbgrader re-raises, so the whole
+  `nbgrader autograde` run stops at that student. KeepLastDuplicate keeps nbgrader's choice (the last copy is
+  graded) but removes the metadata of the other copies, which then run as ordinary cells.
+- Deleted grade cells: by default the cell's grade stays empty (score 0, "needs manual grade"). With
+  OverwriteCells.add_missing_cells nbgrader puts the cell back from the source version and grades it, but its
+  placement fails with a KeyError when the cell before it in the source is not a graded or solution cell of the
+  submission. RestoreMissingCells places the cell after the nearest earlier source cell the submission has.
+- A crashing kernel (os._exit, SIGKILL, memory exhaustion) and a loop the kernel cannot interrupt (it catches
+  KeyboardInterrupt) make nbclient raise, and nbgrader drops the whole notebook: no grade at all. GuardedExecute
+  records the failure in that cell (score 0 for it), starts a new kernel, runs the earlier set-up and solution
+  cells again, and goes on; it also stops running cells once the notebook's time budget is spent, and bounds the
+  output it keeps in memory while a cell runs.
+- Enormous outputs: LimitOutput limits lines, and keeps only the first ones (the hidden report comes last).
+  LimitOutputSize limits lines and characters and keeps the beginning and the end of each cell's output.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import time
+
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.v4 import new_output
+from traitlets import Integer, Unicode
+
+from nbgrader import utils
+from nbgrader.preprocessors import DeduplicateIds, Execute, LimitOutput, NbGraderPreprocessor, OverwriteCells
+
+# enames of the error outputs GuardedExecute writes (the classroom report looks for them)
+KERNEL_DIED = "KernelDiedError"
+NOT_RUN = "CellNotRunError"
+CELL_TIMEOUT = "CellTimeoutError"  # nbgrader's own, for a cell interrupted after its timeout
+CUT_MARK = "characters of output cut here"  # in the note that replaces cut output
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _grade_id(cell):
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def _error(ename, evalue):
+    return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Feedback without hidden tests
+
+
+def split_hidden(source, begin="BEGIN HIDDEN TESTS", end="END HIDDEN TESTS"):
+    """(source without the hidden regions, the hidden lines). Tolerant: an unclosed region runs to the end."""
+    kept, hidden, inside = [], [], False
+    for line in source.split("\n"):
+        if begin in line:
+            inside = True
+        elif end in line and inside:
+            inside = False
+        elif inside:
+            hidden.append(line)
+        else:
+            kept.append(line)
+    return "\n".join(kept), hidden
+
+
+class HideHiddenTests(NbGraderPreprocessor):
+    """For GenerateFeedback: no hidden test source in the feedback, but the hidden report and the score stay.
+
+    In every cell the region between the markers is removed. In cells that had one, an error's traceback becomes
+    "ename: evalue" (the checker's message; a traceback would quote the hidden lines). In every output, any line
+    that contains a line of hidden source is dropped.
+    """
+
+    begin_test_delimeter = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
+    end_test_delimeter = Unicode("END HIDDEN TESTS").tag(config=True)
+    min_line_length = Integer(8, help="hidden lines shorter than this (after strip) are not searched for").tag(
+        config=True)
+
+    def preprocess(self, nb, resources):
+        secrets, had_region = set(), set()
+        for index, cell in enumerate(nb.cells):
+            kept, hidden = split_hidden(cell.source, self.begin_test_delimeter, self.end_test_delimeter)
+            if kept != cell.source:
+                cell.source = kept
+                had_region.add(index)
+            secrets.update(line.strip() for line in hidden if len(line.strip()) >= self.min_line_length)
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                cell.outputs = [self._clean(out, secrets, index in had_region) for out in cell.outputs]
+        return nb, resources
+
+    @staticmethod
+    def _scrub(text, secrets):
+        if not secrets:
+            return text
+        lines = text.split("\n")
+        kept = [line for line in lines if not any(s in _ANSI.sub("", line) for s in secrets)]
+        return "\n".join(kept)
+
+    def _clean(self, out, secrets, had_region):
+        if out.output_type == "error":
+            evalue = self._scrub(out.get("evalue", ""), secrets)
+            out.evalue = evalue
+            if had_region:
+                out.traceback = [f"{out.get('ename', 'Error')}: {evalue}"]
+            else:
+                out.traceback = [self._scrub(line, secrets) for line in out.get("traceback", [])]
+        elif out.output_type == "stream":
+            out.text = self._scrub(out.text, secrets)
+        elif "data" in out:
+            for mime, value in out.data.items():
+                if isinstance(value, str):
+                    out.data[mime] = self._scrub(value, secrets)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sanitizing: duplicated and deleted grade cells
+
+
+class KeepLastDuplicate(DeduplicateIds):
+    """DeduplicateIds (the last copy of a cell id keeps it) without the crash: the other copies lose their
+    nbgrader metadata entirely (stock nbgrader leaves an empty dict, which fails metadata validation)."""
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        if not (utils.is_grade(cell) or utils.is_solution(cell) or utils.is_locked(cell)):
+            return cell, resources
+        grade_id = _grade_id(cell)
+        if grade_id is None:  # corrupted metadata: left for CheckCellMetadata to report
+            return cell, resources
+        if grade_id in self.grade_ids:
+            self.log.warning("Cell with id '%s' exists multiple times: the last copy is graded, this one runs as an "
+                             "ordinary cell", grade_id)
+            del cell.metadata["nbgrader"]
+        else:
+            self.grade_ids.add(grade_id)
+        return cell, resources
+
+
+class RestoreMissingCells(OverwriteCells):
+    """OverwriteCells that puts deleted grade cells back (set add_missing_cells) after the nearest earlier source
+    cell present in the submission, or first; they are then graded like the others."""
+
+    def add_missing_grade_cells(self, nb, resources):
+        source_nb = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
+        source_cells = {cell.name: cell for cell in source_nb.source_cells}
+        order = list(source_cells)  # the gradebook keeps them in the source notebook's order
+        grade_cells = {cell.name: cell for cell in source_nb.grade_cells}
+        solution_ids = {cell.name for cell in source_nb.solution_cells}
+        for name in order:
+            if name not in grade_cells:
+                continue
+            present = {}
+            for index, cell in enumerate(nb.cells):
+                present.setdefault(_grade_id(cell), index)
+            if name in present:
+                continue
+            self.log.warning("Missing grade cell %s: put back from the source version", name)
+            restored = self.missing_cell_transform(source_cells[name], grade_cells[name].max_score,
+                                                   is_solution=name in solution_ids)
+            position = 0
+            for earlier in reversed(order[:order.index(name)]):
+                if earlier in present:
+                    position = present[earlier] + 1
+                    break
+            nb.cells.insert(position, restored)
+        return nb, resources
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Output size
+
+
+def _out_size(out):
+    if out.output_type == "stream":
+        return len(out.text)
+    if out.output_type == "error":
+        return len(out.get("evalue", "")) + sum(len(line) for line in out.get("traceback", []))
+    return sum(len(v) if isinstance(v, str) else len(str(v)) for v in out.get("data", {}).values())
+
+
+def _cut_text(text, limit):
+    """text with its middle replaced by a note when it is longer than limit (the beginning and end stay)."""
+    if len(text) <= limit:
+        return text
+    head = limit // 2
+    tail = limit - head
+    return f"{text[:head]}\n[... {len(text) - head - tail:,} {CUT_MARK} ...]\n{text[len(text) - tail:]}"
+
+
+def _cut_lines(text, max_lines):
+    lines = text.split("\n")
+    if max_lines < 0 or len(lines) <= max_lines:
+        return text
+    head = max_lines // 2
+    tail = max_lines - head
+    note = f"[... {len(lines) - head - tail:,} lines: {sum(len(x) + 1 for x in lines[head:-tail]):,} {CUT_MARK} ...]"
+    return "\n".join(lines[:head] + [note] + lines[-tail:])
+
+
+def _cut_output(out, limit):
+    """One output shortened to about `limit` characters (text kept at both ends; large binary data dropped)."""
+    if out.output_type == "stream":
+        out.text = _cut_text(out.text, limit)
+    elif out.output_type == "error":
+        out.evalue = _cut_text(out.get("evalue", ""), limit // 2)
+        out.traceback = _cut_text("\n".join(out.get("traceback", [])), limit // 2).split("\n")
+    elif "data" in out:
+        for mime in list(out.data):
+            value = out.data[mime]
+            if isinstance(value, str) and (mime.startswith("text/") or mime.endswith("json")):
+                out.data[mime] = _cut_text(value, limit)
+            elif len(str(value)) > limit:
+                del out.data[mime]
+                out.data.setdefault("text/plain", f"[{mime} output of {len(str(value)):,} characters: {CUT_MARK}]")
+    return out
+
+
+def shrink_outputs(outputs, max_chars, max_lines=-1):
+    """A cell's outputs within about max_chars characters (and max_lines lines per stream).
+
+    Streams of one name are merged (as nbclient does after a cell), every output is cut to max_chars / 2 keeping
+    its beginning and end, then display outputs in the middle are dropped until the total fits. Errors, stderr
+    and results are never dropped: they decide the cell's score (nbgrader: an error or stderr output scores 0, a
+    numeric result is the partial credit).
+    """
+    merged, streams = [], {}
+    for out in outputs:
+        if out.output_type == "stream":
+            if out.name in streams:
+                streams[out.name].text += out.text
+                continue
+            streams[out.name] = out
+        merged.append(out)
+    for out in merged:
+        if out.output_type == "stream" and max_lines >= 0:
+            out.text = _cut_lines(out.text, max_lines)
+        if _out_size(out) > max_chars // 2:
+            _cut_output(out, max_chars // 2)
+    total = sum(_out_size(out) for out in merged)
+    droppable = [i for i, out in enumerate(merged) if out.output_type == "display_data"]
+    dropped = 0
+    while total > max_chars and droppable:
+        index = droppable.pop(len(droppable) // 2)
+        total -= _out_size(merged[index])
+        merged[index] = None
+        dropped += 1
+    if dropped:
+        first = next(i for i, out in enumerate(merged) if out is None)
+        merged[first] = new_output("stream", name="stdout", text=f"[... {dropped} displayed outputs: {CUT_MARK} ...]\n")
+    return [out for out in merged if out is not None]
+
+
+class LimitOutputSize(LimitOutput):
+    """LimitOutput with a character limit too; both keep the beginning and the end of the output."""
+
+    max_chars = Integer(20_000, help="maximum number of characters of output per cell (-1: no limit)").tag(
+        config=True)
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        if cell.cell_type == "code" and cell.outputs:
+            limit = self.max_chars if self.max_chars >= 0 else float("inf")
+            cell.outputs = shrink_outputs(cell.outputs, limit, self.max_lines)
+            cell = self._limit_traceback(cell)
+        return cell, resources
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Execution
+
+
+class GuardedExecute(Execute):
+    """nbgrader's Execute that survives a dead or stuck kernel, keeps to a time budget and bounds outputs.
+
+    Kernel died, or a timed-out cell whose kernel could not be interrupted: the cell gets an error output
+    (score 0), a new kernel starts, the earlier code cells that are not tests and ran without error run again
+    (silently, their outputs unchanged), and execution goes on. After max_restarts, the remaining cells are not run.
+    """
+
+    notebook_timeout = Integer(0, help="seconds for the whole notebook; later cells are not run (0: none)").tag(
+        config=True)
+    max_restarts = Integer(2, help="new kernels started after a crash, per notebook").tag(config=True)
+    max_output_chars = Integer(2_000_000, help="characters of output kept in memory per cell while it runs").tag(
+        config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._started = time.monotonic()
+        self._restarts = 0
+        self._stopped = None  # why the remaining cells are not run
+        self._sizes = {}
+        return super().preprocess(nb, resources, km)
+
+    def _remaining(self):
+        if self.notebook_timeout <= 0:
+            return None
+        return self.notebook_timeout - (time.monotonic() - self._started)
+
+    def _get_timeout(self, cell):
+        timeout = super()._get_timeout(cell)
+        remaining = self._remaining()
+        if remaining is not None:
+            timeout = max(1, math.ceil(min(timeout or remaining, remaining)))  # ends when the budget does
+        return timeout
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code" or not cell.source.strip():
+            return cell, resources
+        remaining = self._remaining()
+        if self._stopped is None and remaining is not None and remaining <= 0:
+            self._stopped = f"the notebook used up its time budget of {self.notebook_timeout} s"
+        if self._stopped:
+            cell.outputs = [_error(NOT_RUN, f"not run: {self._stopped}")]
+            cell.execution_count = None
+            return cell, resources
+        timeout = self._get_timeout(cell)
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            what = "the kernel died while running this cell (a crash, os._exit, or not enough memory)"
+        except CellTimeoutError:
+            what = f"this cell did not finish within {timeout} s and the kernel could not be interrupted"
+        self.log.error("Cell %s (%s): %s", index, _grade_id(cell) or "no id", what)
+        cell.outputs.append(_error(KERNEL_DIED if "died" in what else CELL_TIMEOUT, what))
+        self._recover(index)
+        return cell, resources
+
+    def _new_kernel(self):
+        self.shutdown_kernel = "immediate"
+        self._cleanup_kernel()
+        self.km = self.create_kernel_manager()
+        self.start_new_kernel()
+        self.start_new_kernel_client()
+
+    def _recover(self, failed_index):
+        if self._restarts >= self.max_restarts:
+            self._stopped = f"the kernel failed {self._restarts + 1} times"
+            return
+        self._restarts += 1
+        self.log.warning("Starting a new kernel and running the cells before cell %s again", failed_index)
+        try:
+            self._new_kernel()
+            for index, cell in enumerate(self.nb.cells[:failed_index]):
+                if self._replayable(cell):
+                    self.execute_cell(copy.deepcopy(cell), index, store_history=False)
+                    self.nb.cells[index] = cell  # execute_cell stores the copy: keep the graded run's outputs
+        except (DeadKernelError, CellTimeoutError, RuntimeError) as exc:
+            self._stopped = f"the kernel failed again while the earlier cells ran again ({type(exc).__name__})"
+            self.log.error("%s", self._stopped)
+
+    @staticmethod
+    def _replayable(cell):
+        if cell.cell_type != "code" or not cell.source.strip():
+            return False
+        if utils.is_grade(cell) and not utils.is_solution(cell):  # a test: nothing later depends on it
+            return False
+        return not any(out.output_type == "error" for out in cell.get("outputs", []))
+
+    def output(self, outs, msg, display_id, cell_index):
+        out = super().output(outs, msg, display_id, cell_index)
+        if out is None or self.max_output_chars <= 0:
+            return out
+        # running size of this output list (a new list, for a new run of a cell, starts again from 0)
+        tracked, size = self._sizes.get(cell_index, (None, 0))
+        size = (size if tracked is outs else 0) + _out_size(out)
+        if size > self.max_output_chars and not self._display_id_map:  # (display ids point at positions in outs)
+            outs[:] = shrink_outputs(outs, self.max_output_chars // 2)
+            size = sum(_out_size(o) for o in outs)
+        self._sizes[cell_index] = (outs, size)
+        return out
