@@ -93,13 +93,15 @@ def submit(course, student, assignment, nb=None, raw=None, filename=None):
     return path
 
 
-def scores(course, assignment, student):
-    """{grade_id: score} of one student's autograded notebook, from the gradebook."""
+def scores(course, assignment, student, autograded=True):
+    """{grade_id: score} of one student's notebook, from the gradebook: the autograded test cells (autograded=True)
+    or the cells graded by hand, with None for a score not given yet."""
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{pathlib.Path(course) / 'gradebook.db'}") as gb:
         sub = gb.find_submission_notebook(assignment, assignment, student)
-        return {g.name: g.score for g in sub.grades}
+        return {g.name: (g.score if g.auto_score is not None or g.manual_score is not None else None)
+                for g in sub.grades if (g.cell.cell_type == "code") == autograded}
 
 
 def autograded_points(source_nb):
