@@ -192,13 +192,33 @@ def test_every_mistake_has_one_injection():
         assert f"test_{by_id[mistake_id].function}" in expected, mistake_id
 
 
+_INJECTED_RUNS = {}
+
+
+def _injected_runs(nb, grade_id, old, new):
+    """run_in_process of the notebook with one injection, computed once per session (two tests read it)."""
+    key = (grade_id, old, new)
+    if key not in _INJECTED_RUNS:
+        _INJECTED_RUNS[key] = run_in_process(inject(nb, grade_id, old, new))
+    return _INJECTED_RUNS[key]
+
+
 @pytest.mark.parametrize("mistake_id, grade_id, old, new, expected", INJECTIONS, ids=[i[0] for i in INJECTIONS])
 def test_injected_mistake_loses_the_expected_points_and_is_named(nb, mistake_id, grade_id, old, new, expected):
-    runs = run_in_process(inject(nb, grade_id, old, new))
+    runs = _injected_runs(nb, grade_id, old, new)
     scores = {k: r.score for k, r in runs.items()}
     assert scores == {k: float(expected.get(k, p)) for k, p in POINTS.items()}
     own = f"test_{next(m.function for m in REGISTRY.all_mistakes() if m.id == mistake_id)}"
     assert f"[{mistake_id}]" in runs[own].output, runs[own].output
+
+
+@pytest.mark.parametrize("mistake_id, grade_id, old, new, expected", INJECTIONS, ids=[i[0] for i in INJECTIONS])
+def test_injected_mistake_is_named_in_every_cell_that_loses_points(nb, mistake_id, grade_id, old, new, expected):
+    """The rule of the end-to-end nbgrader test: every test cell that loses points names the mistake, including the
+    backward and Keras cells a forward mistake costs (they run the student's own forward)."""
+    runs = _injected_runs(nb, grade_id, old, new)
+    unnamed = {cell: runs[cell].output for cell in expected if f"[{mistake_id}]" not in runs[cell].output}
+    assert not unnamed, f"{mistake_id} loses points in {sorted(unnamed)} without being named there: {unnamed}"
 
 
 @pytest.mark.parametrize("mistake", REGISTRY.all_mistakes(), ids=lambda m: m.id)

@@ -147,6 +147,9 @@ SPECS = [
 
 
 # ---------------------------------------------------------------- mistakes (wrong versions, same signatures)
+# A backward check runs on the cache of the student's own forward, so a wrong forward also shows in the backward's
+# outputs. Each forward mistake therefore comes with the correct backward reading its cache (_step_backward() or
+# _loop_backward()): together they give what a correct backward computes on that wrong forward.
 
 def _gate(name, act=None, block=None, bias=True, swap=False):
     """A gate function of the given name with one thing wrong."""
@@ -164,6 +167,7 @@ def _gate(name, act=None, block=None, bias=True, swap=False):
 
 
 def _step_forward(kind):
+    """A wrong lstm_step_forward whose cache holds what _step_backward reads (the notebook's cache)."""
     def lstm_step_forward(x_t, h_prev, c_prev, W, U, b):
         i, f, g, o = (getattr(lstm, n)(x_t, h_prev, W, U, b) for n in GATES)
         c_t = i * c_prev + f * g if kind == "i-f-swapped" else f * c_prev + i * g
@@ -173,12 +177,15 @@ def _step_forward(kind):
             h_t = o * np.tanh(c_prev)
         else:
             h_t = o * np.tanh(c_t)
-        return h_t, c_t, None
+        cache = {"x_t": x_t, "h_prev": h_prev, "c_prev": c_prev, "W": W, "U": U, "i": i, "f": f, "g": g, "o": o,
+                 "c_t": c_t}
+        return h_t, c_t, cache
     return lstm_step_forward
 
 
-def _step_backward(kind):
-    """A wrong lstm_step_backward reading course_pkg's step cache (the gates i, f, g, o, c_prev, c_t, x_t, ...)."""
+def _step_backward(kind=None):
+    """lstm_step_backward with one thing wrong (kind None: the correct one), reading the step cache's gates i, f, g,
+    o and c_prev, c_t, x_t, h_prev, W, U (course_pkg's cache has them, and so has _step_forward's)."""
     def lstm_step_backward(dh_t, dc_t, cache):
         i, f, g, o, c_prev, c_t = (cache[k] for k in ("i", "f", "g", "o", "c_prev", "c_t"))
         tanh_c = np.tanh(c_t)
@@ -298,29 +305,29 @@ MISTAKES = [
     Mistake("lstm-no-tanh-on-cell", "lstm_step_forward", "hidden state",
             "h_t is the output gate times the cell itself: the tanh on the cell is missing.",
             "the cell can grow beyond 1 in size; h_t shows the squashed cell, scaled by the output gate.",
-            {"lstm_step_forward": _step_forward("no-tanh")}, BOTH),
+            {"lstm_step_forward": _step_forward("no-tanh"), "lstm_step_backward": _step_backward()}, BOTH),
     Mistake("lstm-h-from-c-prev", "lstm_step_forward", "hidden state",
             "h_t is computed from the previous cell c_{t-1} instead of the new cell c_t.",
             "update the cell first; the output gate then reads out the cell of this step.",
-            {"lstm_step_forward": _step_forward("h-from-c-prev")}, BOTH),
+            {"lstm_step_forward": _step_forward("h-from-c-prev"), "lstm_step_backward": _step_backward()}, BOTH),
     Mistake("lstm-i-f-swapped-in-cell", "lstm_step_forward", "cell update",
             "the input and forget gates play each other's roles in the cell update: the input gate scales the old "
             "cell and the forget gate the candidate.",
             "the forget gate decides how much of c_{t-1} is kept; the input gate how much of the candidate is "
             "written.",
-            {"lstm_step_forward": _step_forward("i-f-swapped")}, BOTH),
+            {"lstm_step_forward": _step_forward("i-f-swapped"), "lstm_step_backward": _step_backward()}, BOTH),
     Mistake("lstm-c-not-carried", "lstm_forward", "cell state",
             "every step starts from the cell c0: the new cell c_t is not passed on to the next step.",
             "the cell is the LSTM's memory across steps: each step's c_t is the next step's c_prev, like h.",
-            {"lstm_forward": _loop_forward("c-not-carried")}, BOTH),
+            {"lstm_forward": _loop_forward("c-not-carried"), "lstm_backward": _loop_backward()}, BOTH),
     Mistake("lstm-h-not-carried", "lstm_forward", "hidden state",
             "every step starts from h0: the new state h_t is not passed on to the next step.",
             "each step's h_t is the next step's h_prev.",
-            {"lstm_forward": _loop_forward("h-not-carried")}, BOTH),
+            {"lstm_forward": _loop_forward("h-not-carried"), "lstm_backward": _loop_backward()}, BOTH),
     Mistake("lstm-c0-ignored", "lstm_forward", "initial cell",
             "the cell starts from zeros instead of c0.",
             "the first step's previous cell is the c0 argument.",
-            {"lstm_forward": _loop_forward("c0-ignored")}, BOTH),
+            {"lstm_forward": _loop_forward("c0-ignored"), "lstm_backward": _loop_backward()}, BOTH),
     Mistake("lstm-df-uses-c-t", "lstm_step_backward", "forget gate gradient",
             "the forget gate's gradient is computed with the new cell c_t; it needs the previous cell c_{t-1}.",
             "the forget gate multiplies c_{t-1} in the cell update, so dL/df_t is dL/dc_t times c_{t-1}: keep "
