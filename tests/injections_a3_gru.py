@@ -6,9 +6,9 @@ scores are regression values computed by the checker on the notebook's hidden se
 a visible check that fails makes its cell score 0; the backward checks run on the cache of the student's own forward
 and the Keras matches on the student's gru_forward, so a forward mistake can cost those cells too; the gradient check
 runs the student's own chain (gates, candidate, step forward and backward), so a mistake anywhere in it fails there.
-
-Two pairs of entries share one injection: the candidate's sigmoid and the swapped Keras kernels hit both cells of a
-convention pair, and each cell names the mistake under its own id (a Mistake belongs to one check).
+Every test cell that loses points names the mistake: the gradient check's test runs the checks of the chain's
+functions when the reports fail, the backward and Keras checks also try the mistakes of the forward they run, and the
+candidate's sigmoid and the swapped Keras kernels are each one mistake that both cells of a convention pair recognise.
 """
 
 _SWAP_OLD = "x_t @ W[:, block] + h_prev @ U[:, block]"
@@ -16,9 +16,6 @@ _SWAP_NEW = "x_t @ U[:, block] + h_prev @ W[:, block]"
 _BLOCK = {"update_gate": "slice(0, H)", "reset_gate": "slice(H, 2 * H)"}
 _CHAIN = {"test_gradient_check": 0}  # the gradient check runs the student's own functions
 _KERAS = {"test_gru_keras_match_reset_after": 0, "test_gru_keras_match_reset_before": 0}
-_SIGMOID = ("candidate", "return np.tanh(a)", "return sigmoid(a)",
-            {"test_candidate_reset_after": 0, "test_candidate_reset_before": 0, **_CHAIN})
-_KERNELS = ("get_params", "return W, U, b", "return U, W, b", _KERAS)
 
 INJECTIONS = [
     # the gates: each costs its own cell (the other checks use course_pkg's gates) and the gradient check
@@ -46,10 +43,11 @@ INJECTIONS = [
      "r * (h_prev @ U[:, block]) + b[1, block]", {"test_candidate_reset_after": 0, **_CHAIN}),
     ("gru-candidate-recurrent-bias-ignored", "candidate", " + b[1, block])", ")",
      {"test_candidate_reset_after": 0, **_CHAIN}),
-    ("gru-candidate-sigmoid-after", *_SIGMOID),
+    # one function, two checks (one per convention): both cells lose and name it
+    ("gru-candidate-sigmoid", "candidate", "return np.tanh(a)", "return sigmoid(a)",
+     {"test_candidate_reset_after": 0, "test_candidate_reset_before": 0, **_CHAIN}),
     ("gru-reset-after-product", "candidate", "(r * h_prev) @ U[:, block]", "r * (h_prev @ U[:, block])",
      {"test_candidate_reset_before": 0, **_CHAIN}),
-    ("gru-candidate-sigmoid-before", *_SIGMOID),
     # one step and the sequence forward
     ("gru-z-swapped", "gru_step_forward", "z * h_prev + (1 - z) * h_tilde", "(1 - z) * h_prev + z * h_tilde",
      {"test_gru_step_forward": 0, **_CHAIN}),
@@ -83,6 +81,5 @@ INJECTIONS = [
     ("gru-no-gradient-through-time", "gru_backward", "gru_step_backward(dh[:, t] + dh_next, cache[t])",
      "gru_step_backward(dh[:, t], cache[t])", {"test_gru_backward": 0}),
     # Keras
-    ("gru-keras-kernels-swapped-after", *_KERNELS),
-    ("gru-keras-kernels-swapped-before", *_KERNELS),
+    ("gru-keras-kernels-swapped", "get_params", "return W, U, b", "return U, W, b", _KERAS),
 ]

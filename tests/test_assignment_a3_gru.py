@@ -297,6 +297,18 @@ def test_gradient_reports_are_checked_with_a_reason(namespace, expected):
         a3_gru.check_gradient_reports(namespace)
 
 
+def test_a_failed_gradient_check_reports_the_checks_of_the_functions_it_runs():
+    """The reports say that something in the chain is wrong; the checks of its functions say what (here: none is
+    defined, as in the student version)."""
+    with pytest.raises(AssertionError) as failure:
+        a3_gru.check_gradient_reports({})
+    text = str(failure.value)
+    assert "What the checks of the functions it runs say" in text
+    for key in a3_gru.GRADCHECK_CHAIN:
+        name = REGISTRY.spec(key).name
+        assert f"\n  {key}: {name} is not defined" in text, key
+
+
 def test_gradient_reports_that_passed_are_accepted(capsys):
     a3_gru.check_gradient_reports({"report_after": _report(GOOD), "report_before": _report({**GOOD, "b": 3e-9})})
     assert "both reports passed (largest relative error 3.0e-09" in capsys.readouterr().out
@@ -304,28 +316,55 @@ def test_gradient_reports_that_passed_are_accepted(capsys):
 
 # ---------------------------------------------------------------- the mistake library
 
+BY_ID = {m.id: m for m in REGISTRY.all_mistakes()}
+# every (mistake, check that recognises it): a shared mistake (the candidate's sigmoid, the Keras kernels) has two
+MISTAKE_CHECKS = [(m, key) for m in REGISTRY.all_mistakes() for key in REGISTRY.checks_of(m)]
+
+
 def test_every_mistake_has_one_injection():
     ids = [m.id for m in REGISTRY.all_mistakes()]
+    assert len(ids) == len(set(ids)) == len(INJECTIONS)
     assert sorted(ids) == sorted(inj[0] for inj in INJECTIONS)
     assert len(ids) >= 10
-    by_id = {m.id: m for m in REGISTRY.all_mistakes()}
     for mistake_id, _, _, _, expected in INJECTIONS:
-        assert f"test_{by_id[mistake_id].function}" in expected, mistake_id
+        checks = REGISTRY.checks_of(BY_ID[mistake_id])
+        assert checks and all(f"test_{key}" in expected for key in checks), mistake_id
+
+
+def test_shared_mistakes_belong_to_checks_of_their_function():
+    shared = {m.id: REGISTRY.checks_of(m) for m in REGISTRY.all_mistakes() if len(REGISTRY.checks_of(m)) > 1}
+    assert shared == {"gru-candidate-sigmoid": ["candidate_reset_after", "candidate_reset_before"],
+                      "gru-keras-kernels-swapped": list(KERAS_KEYS)}
+    reg = a3_gru.GruRegistry("x")
+    for spec in a3_gru.SPECS:
+        reg.add_spec(spec)
+    mistake = BY_ID["gru-candidate-sigmoid"]
+    with pytest.raises(ValueError, match="not one of candidate"):
+        reg.add_shared_mistake(mistake, ("candidate_reset_after", "gru_step_forward"))
+    reg.add_shared_mistake(mistake, ("candidate_reset_after",))
+    with pytest.raises(ValueError, match="duplicate mistake id"):
+        reg.add_shared_mistake(mistake, ("candidate_reset_before",))
 
 
 @pytest.mark.parametrize("mistake_id, grade_id, old, new, expected", INJECTIONS, ids=[i[0] for i in INJECTIONS])
-def test_injected_mistake_loses_the_expected_points_and_is_named(nb, mistake_id, grade_id, old, new, expected):
+def test_injected_mistake_loses_the_expected_points_and_is_named_in_every_cell_that_loses(
+        nb, mistake_id, grade_id, old, new, expected):
+    """The rule of the end-to-end nbgrader test, in-process: the scores, and the mistake's id in the output of every
+    test cell that loses points (the ids of all entries that share this injection, if any)."""
     runs = run_in_process(inject(nb, grade_id, old, new))
     assert _scores(runs) == {k: float(expected.get(k, p)) for k, p in POINTS.items()}
-    own = f"test_{next(m.function for m in REGISTRY.all_mistakes() if m.id == mistake_id)}"
-    assert f"[{mistake_id}]" in runs[own].output, runs[own].output
+    sharing = [i[0] for i in INJECTIONS if i[1:4] == (grade_id, old, new)]
+    for test_id in expected:
+        for named in sharing:
+            assert f"[{named}]" in runs[test_id].output, (test_id, runs[test_id].output)
 
 
-@pytest.mark.parametrize("mistake", REGISTRY.all_mistakes(), ids=lambda m: m.id)
-def test_mistake_is_recognised_on_the_hidden_cases(nb, mistake):
-    """Independently of the notebook: the mistake's own functions fail some hidden cases, and every failure on
-    which the mistake applies (no exception) is diagnosed as this mistake and no other."""
-    spec = REGISTRY.spec(mistake.function)
+@pytest.mark.parametrize("mistake, key", MISTAKE_CHECKS, ids=[f"{m.id}:{k}" for m, k in MISTAKE_CHECKS])
+def test_mistake_is_recognised_on_the_hidden_cases(nb, mistake, key):
+    """Independently of the notebook: the mistake's own functions fail some hidden cases of each check that
+    recognises it, and every failure on which the mistake applies (no exception) is diagnosed as this mistake and no
+    other."""
+    spec = REGISTRY.spec(key)
     get = core._mistake_resolver(mistake, REGISTRY)
     results = [core.run_case(REGISTRY, spec, get, c) for c in core.hidden_cases(spec, _seeds(nb)[spec.key])]
     failed = [r for r in results if not r.passed]
@@ -338,8 +377,10 @@ def test_mistake_is_recognised_on_the_hidden_cases(nb, mistake):
 @pytest.mark.parametrize("mistake", REGISTRY.all_mistakes(), ids=lambda m: m.id)
 def test_mistake_message_names_function_part_and_hint_without_code(mistake):
     text = mistake.message()
-    spec = REGISTRY.spec(mistake.function)
-    assert spec.key in text and mistake.gate and mistake.gate in text
+    keys = REGISTRY.checks_of(mistake)
+    # the check's key, or for a mistake that checks of both conventions share, the function they check
+    assert mistake.function in ([keys[0]] if len(keys) == 1 else {REGISTRY.spec(k).name for k in keys})
+    assert text.startswith(f"Likely mistake [{mistake.id}] in {mistake.function}, {mistake.gate}: ")
     assert mistake.what and "Hint: " in text and len(mistake.hint) > 20
     for code in ("@", "np.", "[:", "axis=", "**", "def ", "return ", "slice(", ".T", "concatenate"):
         assert code not in text, (code, text)
@@ -381,7 +422,11 @@ def test_a_wrong_gate_costs_only_its_own_points_and_the_gradient_check(nb):
     runs = run_in_process(wrong)
     lost = {k for k, r in runs.items() if r.score != POINTS[k]}
     assert lost == {"test_reset_gate", "test_gradient_check"}
-    assert "disagree with central differences" in runs["test_gradient_check"].output
+    out = runs["test_gradient_check"].output
+    assert "disagree with central differences" in out
+    # and the gradient check's test sends the student to the function at fault
+    assert "reset_gate: fails on its small example" in out and "[gru-reset-gate-tanh]" in out
+    assert "update_gate: passes on its small example with reset_after=True and with reset_after=False" in out
 
 
 @pytest.mark.parametrize("grade_id, old, new", [

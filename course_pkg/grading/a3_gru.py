@@ -15,7 +15,7 @@ import numpy as np
 from .. import gradcheck, gru
 from ..activations import sigmoid
 from . import cases
-from .core import Mistake, Registry, Spec
+from .core import Mistake, Registry, Spec, StudentCode, run_case
 
 F64 = np.dtype(np.float64)
 F32 = np.dtype(np.float32)
@@ -98,10 +98,13 @@ def _keras_case(reset_after):
     return make
 
 
+VISIBLE_SEED = 20261125  # the visible examples' numbers
+
+
 def _fixed(make, square=False, dtype=F64, **convention):
     """The notebook's visible example: always the same numbers (the hidden cases are not these). Square (D == H)
     where swapping x_t and h_prev would otherwise be a shape error, so that the checker can name that mistake."""
-    return lambda: make(np.random.default_rng(20261125), dtype, square=square, **convention)
+    return lambda: make(np.random.default_rng(VISIBLE_SEED), dtype, square=square, **convention)
 
 
 # ---------------------------------------------------------------- runs
@@ -191,10 +194,56 @@ GRADCHECK_REPORTS = {"report_after": True, "report_before": False}  # variable -
 GRADCHECK_INPUTS = ("x_t", "h_prev", "W", "U", "b")
 
 
+# The functions the gradient check runs, as the student wrote them (no isolation there), and the conventions in which
+# each check's small example is run when the gradient check fails: both where the function takes reset_after, since
+# some mistakes show in one convention only (the recurrent bias row exists only with reset_after=True, r * h_prev meets
+# U_h only with reset_after=False).
+GRADCHECK_CHAIN = {"update_gate": (True, False), "reset_gate": (True, False), "candidate_reset_after": (True,),
+                   "candidate_reset_before": (False,), "gru_step_forward": (True, False),
+                   "gru_step_backward": (True, False)}
+
+
+def _small_examples(key):
+    """The check's small fixed example in each convention of GRADCHECK_CHAIN; square (D == H), so that x_t and
+    h_prev swapped is a wrong value the checker can name, not a shape error."""
+    spec = REGISTRY.spec(key)
+    if key.startswith("candidate_"):  # the candidate checks fix their convention
+        return [spec.visible_case()]
+    return [_step_case(np.random.default_rng(VISIBLE_SEED), F64, square=True, reset_after=ra)
+            for ra in GRADCHECK_CHAIN[key]]
+
+
+def _function_checks(namespace):
+    """One line per function of the chain: does it pass on its small examples, and which known mistake matches."""
+    lines = []
+    for key, conventions in GRADCHECK_CHAIN.items():
+        spec = REGISTRY.spec(key)
+        student = StudentCode(namespace, spec, REGISTRY)
+        problem = student.problem()
+        if problem:
+            lines.append(f"  {key}: {problem}")
+            continue
+        results = [run_case(REGISTRY, spec, student, case) for case in _small_examples(key)]
+        failed = [r for r in results if not r.passed]
+        if not failed:
+            lines.append(f"  {key}: passes on its small example with "
+                         + " and with ".join(f"reset_after={ra}" for ra in conventions))
+            continue
+        for r in failed:
+            lines.append(f"  {key}: fails on its small example with reset_after={r.case.inputs['reset_after']}: "
+                         f"{r.detail}")
+        named = []
+        for r in failed:
+            named += [m for m in r.mistakes if m.id not in {x.id for x in named}]
+        lines += ["    " + m.message() for m in named]
+    return lines
+
+
 def check_gradient_reports(namespace):
     """The gradient check cell's test: report_after and report_before are course_pkg.gradcheck.gradcheck reports on
     all five inputs of gru_step_forward, at gradcheck's tolerance, and both passed. Raises AssertionError naming what
-    is missing or which gradients disagree with central differences."""
+    is missing or which gradients disagree with central differences, followed by what the checks of the functions
+    the gradient check runs say (a wrong gate, candidate or step forward fails it as surely as a wrong backward)."""
     problems = []
     for name, reset_after in GRADCHECK_REPORTS.items():
         where = f"{name} (reset_after={reset_after})"
@@ -218,11 +267,15 @@ def check_gradient_reports(namespace):
         failed = [f"{n} ({e:.1e})" for n, e in report.errors.items() if e > report.tol]
         if failed:
             problems.append(f"{where}: the gradients of your gru_step_backward disagree with central differences "
-                            f"for {', '.join(failed)} (relative errors; tolerance {report.tol:.0e}).\n"
-                            "    Hint: the visible checks above name common mistakes; if they pass, compare each "
-                            "block of your backward pass with the equations, for this convention.")
+                            f"for {', '.join(failed)} (relative errors; tolerance {report.tol:.0e}).")
     if problems:
-        raise AssertionError("\ngradient check:\n  " + "\n  ".join(problems))
+        lines = ["", "gradient check:", *(f"  {p}" for p in problems),
+                 "What the checks of the functions it runs say (on small examples, in both conventions):",
+                 *_function_checks(namespace),
+                 "If they all pass, look at the gradient check itself: the function you differentiate, the upstream "
+                 "gradient you give, and which analytic gradient you compare with which input; then compare each "
+                 "block of your backward pass with the equations, for the convention that fails."]
+        raise AssertionError("\n".join(lines))
     worst = max(namespace[n].max_error for n in GRADCHECK_REPORTS)
     print(f"gradient check: both reports passed (largest relative error {worst:.1e}, tolerance 1e-07).")
 
@@ -274,12 +327,14 @@ def _candidate(kind):
 
 
 def _step_forward(kind):
+    """gru_step_forward with a wrong state update. Its cache is course_pkg's: the gates and the candidate in it are
+    right, so a right backward pass reading it gives what the student's right gru_step_backward gives on the
+    student's cache (the gradient of the right step, not of the wrong one)."""
     def gru_step_forward(x_t, h_prev, W, U, b, reset_after=True):
-        z = gru.update_gate(x_t, h_prev, W, U, b, reset_after)
-        r = gru.reset_gate(x_t, h_prev, W, U, b, reset_after)
-        h_tilde = gru.candidate(x_t, h_prev, r, W, U, b, reset_after)
+        _, cache = gru.gru_step_forward(x_t, h_prev, W, U, b, reset_after)
+        z, r, h_tilde = cache["z"], cache["r"], cache["h_tilde"]
         keep = {"z-swapped": 1 - z, "reset-in-update": r}[kind]
-        return keep * h_prev + (1 - keep) * h_tilde, None
+        return keep * h_prev + (1 - keep) * h_tilde, cache
     return gru_step_forward
 
 
@@ -333,7 +388,8 @@ def _loop_forward(kind=None):
     return gru_forward
 
 
-def _loop_backward(kind):
+def _loop_backward(kind=None):
+    """gru_backward over the step caches of _loop_forward (wrong in one place, or right with kind=None)."""
     def gru_backward(dh, caches):
         B, T, H = dh.shape
         dh_next = np.zeros((B, H), dtype=dh.dtype)
@@ -348,6 +404,13 @@ def _loop_backward(kind):
                 dW, dU, db = dW + dW_t, dU + dU_t, db + db_t
         return np.stack(dxs[::-1], axis=1), dh_next, dW, dU, db
     return gru_backward
+
+
+def _with_backward(gru_forward):
+    """A wrong gru_forward's impls: with the gru_backward that reads its caches, so that the gru_backward check,
+    which runs on the student's own forward, recognises the forward mistake (the backward is the right one: what a
+    right gru_backward computes on the caches of the wrong forward)."""
+    return {"gru_forward": gru_forward, "gru_backward": _loop_backward()}
 
 
 def _get_params(kind):
@@ -399,22 +462,6 @@ def _gate_mistakes(name):
     ]
 
 
-def _candidate_sigmoid(key, convention):
-    return Mistake(f"gru-candidate-sigmoid-{convention}", key, "activation",
-                   "the candidate goes through a sigmoid; the candidate is tanh of its pre-activation.",
-                   "the candidate is a proposed new state and must be able to go negative, so it needs values in "
-                   "(-1, 1); only the two gates use the sigmoid.",
-                   {"candidate": _candidate("sigmoid")}, BOTH)
-
-
-def _keras_swapped(key, convention):
-    return Mistake(f"gru-keras-kernels-swapped-{convention}", key, "get_params",
-                   "W and U are swapped: W got the recurrent kernel and U the kernel.",
-                   "Keras lists a GRU's weights as kernel (D, 3H), recurrent kernel (H, 3H), bias; the kernel maps "
-                   "the input, so it is W.",
-                   {"get_params": _get_params("swapped")}, BOTH)
-
-
 MISTAKES = [
     *(m for name in GATES for m in _gate_mistakes(name)),
     Mistake("gru-reset-before-product", "candidate_reset_after", "reset",
@@ -434,14 +481,12 @@ MISTAKES = [
             "with reset_after=True the candidate has two bias blocks: the input row's outside the reset, the "
             "recurrent row's inside the term the reset gate scales.",
             {"candidate": _candidate("rec-bias-ignored")}, BOTH),
-    _candidate_sigmoid("candidate_reset_after", "after"),
     Mistake("gru-reset-after-product", "candidate_reset_before", "reset",
             "with reset_after=False the reset gate is applied after the product h_prev U_h, which is the "
             "reset_after=True model.",
             "in Cho et al.'s convention (reset_after=False) the reset gate scales h_prev before it meets U_h, so "
             "each incoming unit is scaled by its own gate; chapter 6, 'Two reset conventions, two models'.",
             {"candidate": _candidate("reset-after")}, BOTH),
-    _candidate_sigmoid("candidate_reset_before", "before"),
     Mistake("gru-z-swapped", "gru_step_forward", "state update",
             "h_t = (1 - z) h_prev + z h~: z and 1 - z are swapped.",
             "in Keras, PyTorch, cuDNN and Cho et al. (2014) an update gate near 1 keeps the old state: z scales "
@@ -455,16 +500,16 @@ MISTAKES = [
     Mistake("gru-h0-ignored", "gru_forward", "initial state",
             "the recurrence starts from zeros instead of h0.",
             "the first step's previous state is the h0 argument.",
-            {"gru_forward": _loop_forward("h0-ignored")}, BOTH),
+            _with_backward(_loop_forward("h0-ignored")), BOTH),
     Mistake("gru-h-not-carried", "gru_forward", "hidden state",
             "every step starts from h0: the new state h_t is not passed on to the next step.",
             "each step's h_t is the next step's h_prev.",
-            {"gru_forward": _loop_forward("h-not-carried")}, BOTH),
+            _with_backward(_loop_forward("h-not-carried")), BOTH),
     Mistake("gru-states-shifted", "gru_forward", "output",
             "h holds h_0 ... h_{T-1}: the states are shifted one step back and the last one is missing.",
             "position t of h holds the state after reading the input of step t: store the state each step "
             "returns.",
-            {"gru_forward": _loop_forward("shifted")}, BOTH),
+            _with_backward(_loop_forward("shifted")), BOTH),
     Mistake("gru-dtanh-not-squared", "gru_step_backward", "tanh derivative (candidate)",
             "the derivative of the candidate's tanh is taken as 1 - h~; it is 1 - h~ squared.",
             "h~ = tanh(a_h), so its derivative is 1 - tanh(a_h)^2, written with the h~ you cached.",
@@ -500,13 +545,51 @@ MISTAKES = [
             "h_t affects the loss directly and through h_{t+1}: add the dh_prev of step t+1 to the gradient step t "
             "receives from its output.",
             {"gru_forward": _loop_forward(), "gru_backward": _loop_backward("not-carried")}, BOTH),
-    _keras_swapped("gru_keras_match_reset_after", "after"),
-    _keras_swapped("gru_keras_match_reset_before", "before"),
 ]
 
-REGISTRY = Registry("a3_gru")
+# Mistakes in a function that has one check per convention, so that each of its checks recognises them; their
+# `function` is the function's name (the name their message gives): (mistake, the keys of the checks).
+SHARED_MISTAKES = [
+    (Mistake("gru-candidate-sigmoid", "candidate", "activation",
+             "the candidate goes through a sigmoid; the candidate is tanh of its pre-activation.",
+             "the candidate is a proposed new state and must be able to go negative, so it needs values in (-1, 1); "
+             "only the two gates use the sigmoid.",
+             {"candidate": _candidate("sigmoid")}, BOTH),
+     ("candidate_reset_after", "candidate_reset_before")),
+    (Mistake("gru-keras-kernels-swapped", "get_params", "kernels",
+             "W and U are swapped: W got the recurrent kernel and U the kernel.",
+             "Keras lists a GRU's weights as kernel (D, 3H), recurrent kernel (H, 3H), bias; the kernel maps the "
+             "input, so it is W.",
+             {"get_params": _get_params("swapped")}, BOTH),
+     ("gru_keras_match_reset_after", "gru_keras_match_reset_before")),
+]
+
+
+class GruRegistry(Registry):
+    """core's Registry, plus mistakes that several checks recognise (SHARED_MISTAKES), each listed once."""
+
+    def add_shared_mistake(self, mistake, keys):
+        for key in keys:
+            if self.spec(key).name != mistake.function:
+                raise ValueError(f"mistake {mistake.id}: the check {key} is not one of {mistake.function}")
+        if mistake.id in {m.id for m in self.all_mistakes()}:
+            raise ValueError(f"duplicate mistake id {mistake.id}")
+        for key in keys:
+            self.mistakes[key].append(mistake)
+
+    def all_mistakes(self):
+        return list({m.id: m for m in super().all_mistakes()}.values())
+
+    def checks_of(self, mistake):
+        """The keys of the checks that recognise the mistake (its `function` alone for the unshared ones)."""
+        return [key for key, ms in self.mistakes.items() if any(m is mistake for m in ms)]
+
+
+REGISTRY = GruRegistry("a3_gru")
 for _spec in SPECS:
     REGISTRY.add_spec(_spec)
 for _mistake in MISTAKES:
     REGISTRY.add_mistake(_mistake)
+for _mistake, _keys in SHARED_MISTAKES:
+    REGISTRY.add_shared_mistake(_mistake, _keys)
 check, grade = REGISTRY.check, REGISTRY.grade
