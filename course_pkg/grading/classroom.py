@@ -29,6 +29,7 @@ export runs `nbgrader export` to a CSV file.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import csv
 import dataclasses
@@ -534,6 +535,19 @@ def autograde_assignment(course, assignment, options, say):
         results.update(again)
         runs += more
 
+    with _GRADEBOOK_WRITES:
+        _record(course, assignment, outcomes, results, names)
+    say(f"{assignment}: {len(students)} submission(s), {len(batch)} given to nbgrader in {runs} run(s); "
+        f"logs: {os.path.relpath(logs, course.root)}/{assignment}*.log")
+    return list(outcomes.values())
+
+
+# Two assignments graded side by side must not write to the SQLite gradebook at once from this process.
+_GRADEBOOK_WRITES = threading.Lock()
+
+
+def _record(course, assignment, outcomes, results, names):
+    """After nbgrader's runs: record each submission's problems and notes in the gradebook and read its scores."""
     for student, outcome in outcomes.items():
         if outcome.problem is None and results.get(student):
             outcome.problem = results[student]
@@ -549,9 +563,6 @@ def autograde_assignment(course, assignment, options, say):
                     outcome.notes.extend(notebook_notes(path))
             finish_graded(course, outcome)
         read_scores(course, outcome)
-    say(f"{assignment}: {len(students)} submission(s), {len(batch)} given to nbgrader in {runs} run(s); "
-        f"logs: {os.path.relpath(logs, course.root)}/{assignment}*.log")
-    return list(outcomes.values())
 
 
 def cmd_autograde(options, say=print):
@@ -561,9 +572,13 @@ def cmd_autograde(options, say=print):
     if not assignments:
         say(f"No submissions under {course.path('submitted')}")
         return 0
-    outcomes = []
-    for assignment in assignments:
-        outcomes.extend(autograde_assignment(course, assignment, options, say))
+    # The assignments run side by side, `jobs` nbgrader runs in all: a small class (one late student) then takes the
+    # time of its slowest assignment, not of all three in a row; a large one splits each assignment's students too.
+    workers = max(1, min(options.jobs, len(assignments)))
+    per_assignment = argparse.Namespace(**{**vars(options), "jobs": max(1, options.jobs // workers)})
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        graded = list(pool.map(lambda a: autograde_assignment(course, a, per_assignment, say), assignments))
+    outcomes = [o for assignment_outcomes in graded for o in assignment_outcomes]
     report = write_report(course, outcomes)
     seconds = time.monotonic() - start
     counts = {status: sum(o.status == status for o in outcomes) for status in (GRADED, WITH_PROBLEMS, NOT_GRADED)}
