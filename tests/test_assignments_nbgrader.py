@@ -9,6 +9,7 @@ class is autograded with the course's classroom driver (stock `nbgrader autograd
 - the feedback HTML shows which hidden checks failed and why, but no hidden test source.
 """
 
+import csv
 import html as html_lib
 import json
 import os
@@ -75,6 +76,14 @@ def course(tmp_path_factory):
             if (student, a) not in expected:
                 nc.submit(course, student, a, nc.with_injection(perfect, grade_id, old, new))
             assert expected.setdefault((student, a), {**points, **losses}) == {**points, **losses}
+    # one student whose three submissions are broken in three ways, graded in the same class
+    perfect = {a: nc.perfect_student(nc.source_notebook(course, a)) for a in nc.ASSIGNMENTS}
+    nc.submit(course, "broken", "a1_rnn", raw=nbformat.writes(perfect["a1_rnn"])[:5000])
+    nc.submit(course, "broken", "a2_lstm", perfect["a2_lstm"], filename="a2_lstm (1).ipynb")
+    crashing = nbformat.from_dict(perfect["a3_gru"])
+    first_solution = next(c for c in crashing.cells if c.metadata.get("nbgrader", {}).get("solution"))
+    first_solution.source += "\nimport os\nos._exit(1)\n"
+    nc.submit(course, "broken", "a3_gru", crashing)
     proc = subprocess.run([sys.executable, "-m", "course_pkg.grading.classroom", "autograde", "--course", str(course)],
                           capture_output=True, text=True, timeout=3600,
                           env=dict(os.environ, PATH=f"{nc.BIN}{os.pathsep}{os.environ['PATH']}"))
@@ -149,3 +158,34 @@ def test_no_graded_cell_writes_to_stderr_for_the_solutions(course):
             if cell.cell_type == "code":
                 streams = [o.get("name") for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
                 assert "stderr" not in streams, f"{a}: {cell.metadata.get('nbgrader', {}).get('grade_id')}"
+
+
+def test_broken_submissions_are_graded_with_their_reason(course):
+    course, expected = course
+    with open(course / "autograded" / "grading_report.csv", newline="") as f:
+        rows = {(r["student"], r["assignment"]): r for r in csv.DictReader(f)}
+    assert len(rows) == len(expected) + 3  # every submission has its row
+    json_row, renamed_row, crash_row = (rows[("broken", a)] for a in nc.ASSIGNMENTS)
+    assert json_row["status"] == "not-graded" and "not valid JSON" in json_row["reason"]
+    assert renamed_row["status"] == "not-graded" and "a2_lstm (1).ipynb" in renamed_row["reason"]
+    assert crash_row["status"] == "graded-with-problems" and "kernel" in crash_row["reason"].lower()
+    assert set(nc.scores(course, "a1_rnn", "broken").values()) == {0.0}
+    assert set(nc.scores(course, "a2_lstm", "broken").values()) == {0.0}
+    crashed = nc.scores(course, "a3_gru", "broken")
+    points = expected[("perfect", "a3_gru")]
+    assert crashed["test_update_gate"] == 0.0  # the cell that crashed the kernel defined update_gate
+    assert 0 < sum(crashed.values()) < sum(points.values())  # the cells after the crash were still graded
+    for (student, a) in expected:  # and every other submission was graded as usual
+        assert rows[(student, a)]["status"] == "graded", (student, a, rows[(student, a)]["reason"])
+
+
+@pytest.mark.parametrize("assignment", nc.ASSIGNMENTS)
+def test_students_can_validate(course, tmp_path, assignment):
+    """`nbgrader validate` passes the solutions and lists the failing cells of the untouched student version."""
+    course, _ = course
+    done = tmp_path / f"{assignment}.ipynb"
+    nbformat.write(nc.perfect_student(nc.source_notebook(course, assignment)), done)
+    ok = nc.nbgrader(course, "validate", str(done))
+    assert "Success!" in ok.stdout, ok.stdout
+    untouched = nc.nbgrader(course, "validate", str(course / "release" / assignment / f"{assignment}.ipynb"))
+    assert "VALIDATION FAILED ON" in untouched.stdout and "NotImplementedError" in untouched.stdout
