@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import io
 import pathlib
+import re
 
 import nbformat
 
@@ -47,6 +48,22 @@ def inject(nb, grade_id, old, new):
     count = cell.source.count(old)
     assert count == 1, f"{old!r} occurs {count} times in cell {grade_id!r}"
     cell.source = cell.source.replace(old, new)
+    return nb
+
+
+SOLUTION_REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION[^\n]*$", re.S | re.M)
+
+
+def student_version(nb):
+    """What nbgrader's generate_assignment makes of the solution regions (the hidden tests stay: the autograder
+    puts them back before grading)."""
+    nb = nbformat.from_dict(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = SOLUTION_REGION.sub(lambda m: f"{m[1]}# YOUR CODE HERE\n{m[1]}raise NotImplementedError()",
+                                              cell.source)
+        else:
+            cell.source = SOLUTION_REGION.sub("YOUR ANSWER HERE", cell.source)
     return nb
 
 
@@ -88,3 +105,15 @@ def run_in_process(nb, skip=lambda cell: False):
             score = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else points
             results[meta["grade_id"]] = CellRun(score, out)
     return results
+
+
+def run_until(nb, grade_id):
+    """Run the notebook's code cells in one namespace up to and including grade_id; return that cell's stdout."""
+    ns = {"__name__": "__main__"}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        _, out = _run(cell.source, ns)
+        if nbgrader_meta(cell).get("grade_id") == grade_id:
+            return out
+    raise AssertionError(f"no code cell {grade_id!r}")

@@ -25,24 +25,10 @@ TEST_CELL = re.compile(
     r"from course_pkg\.grading\.a1_rnn import grade as _grade\n"
     r'_grade\("(?P=key)", globals\(\), seed=(?P<seed>\d{18}), points=(?P<points>[\d.]+)\)\n'
     r"### END HIDDEN TESTS\Z")
-SOLUTION_REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION[^\n]*$", re.S | re.M)
 
 
 def meta(cell):
     return at.nbgrader_meta(cell)
-
-
-def student_version(nb):
-    """What nbgrader's generate_assignment makes of the solution regions (the hidden tests stay: the autograder
-    puts them back before grading)."""
-    nb = nbformat.from_dict(nb)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.source = SOLUTION_REGION.sub(lambda m: f"{m[1]}# YOUR CODE HERE\n{m[1]}raise NotImplementedError()",
-                                              cell.source)
-        else:
-            cell.source = SOLUTION_REGION.sub("YOUR ANSWER HERE", cell.source)
-    return nb
 
 
 def hidden_only(nb):
@@ -184,7 +170,7 @@ def test_solutions_get_full_points():
 
 
 def test_student_version_gets_zero_and_says_why():
-    student = student_version(NB)
+    student = at.student_version(NB)
     assert "### BEGIN SOLUTION" not in "".join(c.source for c in student.cells)
     assert at.cell_by_id(student, WRITTEN_ID).source == "YOUR ANSWER HERE"
     results = at.run_in_process(student)
@@ -196,7 +182,7 @@ def test_student_version_gets_zero_and_says_why():
 
 
 def test_student_version_hidden_checks_give_zero_without_crashing():
-    results = at.run_in_process(hidden_only(student_version(NB)))
+    results = at.run_in_process(hidden_only(at.student_version(NB)))
     for key in CHECKED:
         run = results[f"test_{key}"]
         assert run.score == 0.0 and "0 of 6 hidden checks passed" in run.output, run.output

@@ -10,7 +10,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from assignment_tools import cell_by_id, inject, load, nbgrader_meta, run_in_process, test_cells, _run
+from assignment_tools import (SOLUTION_REGION, _run, cell_by_id, inject, load, nbgrader_meta, run_in_process, run_until,
+                              student_version, test_cells)
 from course_pkg.grading import a2_lstm, core
 from injections_a2_lstm import INJECTIONS
 
@@ -20,7 +21,6 @@ POINTS = {"test_input_gate": 1, "test_forget_gate": 1, "test_candidate": 1, "tes
           "test_lstm_step_forward": 2, "test_lstm_forward": 2, "test_lstm_step_backward": 3, "test_lstm_backward": 3,
           "test_lstm_keras_match": 2}
 HIDDEN_CALL = re.compile(r'^_grade\("(?P<key>\w+)", globals\(\), seed=(?P<seed>\d+), points=(?P<points>[\d.]+)\)$')
-SOLUTION_REGION = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION", re.S | re.M)
 
 
 @pytest.fixture(scope="module")
@@ -42,16 +42,6 @@ def _seeds(nb):
             match = HIDDEN_CALL.match(cell.source.splitlines()[-2])
             seeds[match["key"]] = int(match["seed"])
     return seeds
-
-
-def _student_version(nb):
-    """The released version in-process: every solution region replaced as nbgrader replaces it."""
-    nb = nbformat.from_dict(nb)
-    for cell in nb.cells:
-        if nbgrader_meta(cell).get("solution"):
-            cell.source = SOLUTION_REGION.sub(
-                lambda m: f"{m['indent']}# YOUR CODE HERE\n{m['indent']}raise NotImplementedError()", cell.source)
-    return nb
 
 
 # ---------------------------------------------------------------- the notebook's form
@@ -139,33 +129,21 @@ def test_solution_gets_full_points(solution_run):
         assert "6 of 6 hidden checks passed" in run.output, run.output
 
 
-def _cells_until(nb, grade_id):
-    """Run the notebook's code cells in one namespace up to and including grade_id; return that cell's stdout."""
-    ns = {"__name__": "__main__"}
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        _, out = _run(cell.source, ns)
-        if nbgrader_meta(cell)["grade_id"] == grade_id:
-            return out
-    raise AssertionError(grade_id)
-
-
 def _largest_differences(out):
     return [float(v) for v in re.findall(r"^largest .*?: ([0-9.e+-]+)$", out, re.M)]
 
 
 def test_keras_cell_shows_the_largest_difference(nb):
-    diffs = _largest_differences(_cells_until(nb, "keras_compare"))
+    diffs = _largest_differences(run_until(nb, "keras_compare"))
     assert len(diffs) == 2 and max(diffs) < 1e-5
     # a wrong get_params shows up there as a large difference
     wrong = inject(nb, "get_params", "return W, U, b", "return W, U, np.zeros_like(b)")
-    diffs = _largest_differences(_cells_until(wrong, "keras_compare"))
+    diffs = _largest_differences(run_until(wrong, "keras_compare"))
     assert len(diffs) == 2 and max(diffs) > 1e-2
 
 
 def test_student_version_gets_zero_without_a_checker_error(nb):
-    student = _student_version(nb)
+    student = student_version(nb)
     assert "### BEGIN SOLUTION" not in "".join(c.source for c in student.cells)
     runs = run_in_process(student)
     assert {k: r.score for k, r in runs.items()} == {k: 0.0 for k in POINTS}

@@ -10,7 +10,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from assignment_tools import _run, cell_by_id, inject, load, nbgrader_meta, run_in_process, test_cells
+from assignment_tools import (SOLUTION_REGION, _run, cell_by_id, inject, load, nbgrader_meta, run_in_process, run_until,
+                              student_version, test_cells)
 from course_pkg import gradcheck
 from course_pkg.grading import a3_gru, core
 from injections_a3_gru import INJECTIONS
@@ -26,7 +27,6 @@ KERAS_KEYS = ("gru_keras_match_reset_after", "gru_keras_match_reset_before")
 FIXED_CONVENTION = {"candidate_reset_after": True, "candidate_reset_before": False,
                     "gru_keras_match_reset_after": True, "gru_keras_match_reset_before": False}
 HIDDEN_CALL = re.compile(r'^_grade\("(?P<key>\w+)", globals\(\), seed=(?P<seed>\d+), points=(?P<points>[\d.]+)\)$')
-SOLUTION_REGION = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION", re.S | re.M)
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +46,6 @@ def _seeds(nb):
         match = HIDDEN_CALL.match(cell_by_id(nb, grade_id).source.splitlines()[-2])
         seeds[match["key"]] = int(match["seed"])
     return seeds
-
-
-def _student_version(nb):
-    """The released version in-process: every solution region replaced as nbgrader replaces it."""
-    nb = nbformat.from_dict(nb)
-    for cell in nb.cells:
-        if nbgrader_meta(cell).get("solution"):
-            cell.source = SOLUTION_REGION.sub(
-                lambda m: f"{m['indent']}# YOUR CODE HERE\n{m['indent']}raise NotImplementedError()", cell.source)
-    return nb
 
 
 def _scores(runs):
@@ -208,40 +198,28 @@ def test_solution_gets_full_points(solution_run):
     assert "both reports passed" in solution_run["test_gradient_check"].output
 
 
-def _cells_until(nb, grade_id):
-    """Run the notebook's code cells in one namespace up to and including grade_id; return that cell's stdout."""
-    ns = {"__name__": "__main__"}
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        _, out = _run(cell.source, ns)
-        if nbgrader_meta(cell)["grade_id"] == grade_id:
-            return out
-    raise AssertionError(grade_id)
-
-
 def _largest_differences(out):
     return [float(v) for v in re.findall(r"^reset_after=\w+: largest .*?: ([0-9.e+-]+)$", out, re.M)]
 
 
 def test_keras_cell_shows_the_largest_difference_for_both_conventions(nb):
-    diffs = _largest_differences(_cells_until(nb, "keras_compare"))
+    diffs = _largest_differences(run_until(nb, "keras_compare"))
     assert len(diffs) == 2 and max(diffs) < 1e-5
     # a wrong get_params shows up there as a large difference
     wrong = inject(nb, "get_params", "return W, U, b", "return W, U, np.zeros_like(b)")
-    diffs = _largest_differences(_cells_until(wrong, "keras_compare"))
+    diffs = _largest_differences(run_until(wrong, "keras_compare"))
     assert len(diffs) == 2 and min(diffs) > 1e-2
 
 
 def test_gradient_check_cell_prints_both_reports(nb):
-    out = _cells_until(nb, "gradient_check")
+    out = run_until(nb, "gradient_check")
     assert "reset_after=True" in out and "reset_after=False" in out
     assert out.count("relative error") == 2 and "FAILED" not in out
 
 
 def test_student_version_holds_no_solution_line_and_no_hidden_marker(nb):
     """What the nbgrader end-to-end test asserts of the generated student version, here on the in-process one."""
-    student = _student_version(nb)
+    student = student_version(nb)
     for cell in student.cells:
         cell.source = re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", "", cell.source, flags=re.S)
     released = "\n".join(c.source for c in student.cells)
@@ -255,7 +233,7 @@ def test_student_version_holds_no_solution_line_and_no_hidden_marker(nb):
 
 
 def test_student_version_gets_zero_without_a_checker_error(nb):
-    student = _student_version(nb)
+    student = student_version(nb)
     assert "### BEGIN SOLUTION" not in "".join(c.source for c in student.cells)
     runs = run_in_process(student)
     assert _scores(runs) == {k: 0.0 for k in POINTS}
