@@ -9,7 +9,7 @@ import numpy as np
 from .. import gradcheck, rnn
 from ..activations import sigmoid
 from . import cases
-from .core import Mistake, Registry, Spec, StudentCode, run_case
+from .core import Mistake, Registry, Spec, function_summary
 
 F64 = np.dtype(np.float64)
 BOTH = (np.dtype(np.float64), np.dtype(np.float32))
@@ -321,19 +321,8 @@ def _dict_problems(var, value, function, inputs, tol):
 
 def _function_checks(namespace):
     """One line per graded function: does it pass its visible check, and which known mistake matches it."""
-    lines = []
-    for key in ("rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward", "numerical_gradient"):
-        spec = REGISTRY.spec(key)
-        student = StudentCode(namespace, spec, REGISTRY)
-        problem = student.problem()
-        if problem:
-            lines.append(f"  {key}: {problem}")
-            continue
-        result = run_case(REGISTRY, spec, student, spec.visible_case())
-        lines.append(f"  {key}: " + ("passes its visible check" if result.passed else
-                                     f"fails its visible check: {result.detail}"))
-        lines += ["    " + m.message() for m in result.mistakes]
-    return lines
+    keys = ("rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward", "numerical_gradient")
+    return function_summary(REGISTRY, namespace, {key: [REGISTRY.spec(key).visible_case()] for key in keys})
 
 
 def check_gradient_errors(namespace, tol=GRADIENT_CHECK_TOL):

@@ -15,7 +15,7 @@ import numpy as np
 from .. import gradcheck, gru
 from ..activations import sigmoid
 from . import cases
-from .core import Mistake, Registry, Spec, StudentCode, run_case
+from .core import Mistake, Registry, Spec, function_summary
 
 F64 = np.dtype(np.float64)
 F32 = np.dtype(np.float32)
@@ -215,28 +215,7 @@ def _small_examples(key):
 
 def _function_checks(namespace):
     """One line per function of the chain: does it pass on its small examples, and which known mistake matches."""
-    lines = []
-    for key, conventions in GRADCHECK_CHAIN.items():
-        spec = REGISTRY.spec(key)
-        student = StudentCode(namespace, spec, REGISTRY)
-        problem = student.problem()
-        if problem:
-            lines.append(f"  {key}: {problem}")
-            continue
-        results = [run_case(REGISTRY, spec, student, case) for case in _small_examples(key)]
-        failed = [r for r in results if not r.passed]
-        if not failed:
-            lines.append(f"  {key}: passes on its small example with "
-                         + " and with ".join(f"reset_after={ra}" for ra in conventions))
-            continue
-        for r in failed:
-            lines.append(f"  {key}: fails on its small example with reset_after={r.case.inputs['reset_after']}: "
-                         f"{r.detail}")
-        named = []
-        for r in failed:
-            named += [m for m in r.mistakes if m.id not in {x.id for x in named}]
-        lines += ["    " + m.message() for m in named]
-    return lines
+    return function_summary(REGISTRY, namespace, {key: _small_examples(key) for key in GRADCHECK_CHAIN})
 
 
 def check_gradient_reports(namespace):

@@ -393,6 +393,31 @@ def _report(spec, results, header):
     return out.getvalue().rstrip("\n")
 
 
+def function_summary(registry, namespace, cases):
+    """Report lines for a cell that depends on several graded functions (a gradient check): for each key of
+    `cases` (key -> list of Cases, each described by its label), whether the student's function passes on them and
+    which known mistakes match; so such a cell can name the mistake behind its failure."""
+    lines = []
+    for key, key_cases in cases.items():
+        spec = registry.spec(key)
+        student = StudentCode(namespace, spec, registry)
+        problem = student.problem()
+        if problem:
+            lines.append(f"  {key}: {problem}")
+            continue
+        results = [run_case(registry, spec, student, case) for case in key_cases]
+        failed = [r for r in results if not r.passed]
+        if not failed:
+            lines.append(f"  {key}: passes on " + " and on ".join(r.case.label for r in results))
+            continue
+        named = []
+        for r in failed:
+            lines.append(f"  {key}: fails on {r.case.label}: {r.detail}")
+            named += [m for m in r.mistakes if m.id not in {x.id for x in named}]
+        lines += ["    " + m.message() for m in named]
+    return lines
+
+
 def check(registry, key, namespace):
     """The visible test: the notebook's fixed small example. Prints a short report; raises AssertionError on failure."""
     spec = registry.spec(key)
