@@ -51,6 +51,8 @@ def inject(nb, grade_id, old, new):
     return nb
 
 
+# the last line of a test cell's hidden block: the checker's call, with the cell's seed and points
+HIDDEN_CALL = re.compile(r'^_grade\("(?P<key>\w+)", globals\(\), seed=(?P<seed>\d+), points=(?P<points>[\d.]+)\)$')
 SOLUTION_REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION[^\n]*$", re.S | re.M)
 
 
@@ -117,3 +119,15 @@ def run_until(nb, grade_id):
         if nbgrader_meta(cell).get("grade_id") == grade_id:
             return out
     raise AssertionError(f"no code cell {grade_id!r}")
+
+
+def hidden_seeds(nb):
+    """key -> the seed of its hidden call, read from the notebook's test cells that have a hidden block."""
+    seeds = {}
+    for cell in nb.cells:
+        if "### END HIDDEN TESTS" in cell.source:
+            call = cell.source.split("### END HIDDEN TESTS")[0].rstrip().splitlines()[-1]
+            match = HIDDEN_CALL.match(call)
+            assert match, f"{nbgrader_meta(cell).get('grade_id')}: hidden block does not end with the _grade call"
+            seeds[match["key"]] = int(match["seed"])
+    return seeds

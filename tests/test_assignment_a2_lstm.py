@@ -10,8 +10,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from assignment_tools import (SOLUTION_REGION, _run, cell_by_id, inject, load, nbgrader_meta, run_in_process, run_until,
-                              student_version, test_cells)
+from assignment_tools import (HIDDEN_CALL, SOLUTION_REGION, cell_by_id, hidden_seeds, inject, load,
+                              nbgrader_meta, run_in_process, run_until, student_version, test_cells)
 from course_pkg.grading import a2_lstm, core
 from injections_a2_lstm import INJECTIONS
 
@@ -20,7 +20,6 @@ REGISTRY = a2_lstm.REGISTRY
 POINTS = {"test_input_gate": 1, "test_forget_gate": 1, "test_candidate": 1, "test_output_gate": 1,
           "test_lstm_step_forward": 2, "test_lstm_forward": 2, "test_lstm_step_backward": 3, "test_lstm_backward": 3,
           "test_lstm_keras_match": 2}
-HIDDEN_CALL = re.compile(r'^_grade\("(?P<key>\w+)", globals\(\), seed=(?P<seed>\d+), points=(?P<points>[\d.]+)\)$')
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +30,6 @@ def nb():
 @pytest.fixture(scope="module")
 def solution_run(nb):
     return run_in_process(nb)
-
-
-def _seeds(nb):
-    """key -> the seed of its hidden call, read from the notebook's test cells."""
-    seeds = {}
-    for cell in nb.cells:
-        meta = nbgrader_meta(cell)
-        if meta.get("grade") and not meta.get("solution"):
-            match = HIDDEN_CALL.match(cell.source.splitlines()[-2])
-            seeds[match["key"]] = int(match["seed"])
-    return seeds
 
 
 # ---------------------------------------------------------------- the notebook's form
@@ -67,7 +55,7 @@ def test_notebook_follows_the_conventions(nb):
 
 
 def test_test_cells_call_check_then_grade_with_their_points(nb):
-    seeds = _seeds(nb)
+    seeds = hidden_seeds(nb)
     for grade_id, points in test_cells(nb).items():
         key = grade_id.removeprefix("test_")
         lines = cell_by_id(nb, grade_id).source.splitlines()
@@ -86,7 +74,7 @@ def test_test_cells_call_check_then_grade_with_their_points(nb):
 @pytest.mark.parametrize("key", list(REGISTRY.specs))
 def test_reference_passes_its_own_checks(nb, key):
     spec = REGISTRY.spec(key)
-    cases = [spec.visible_case(), *core.hidden_cases(spec, _seeds(nb)[key])]
+    cases = [spec.visible_case(), *core.hidden_cases(spec, hidden_seeds(nb)[key])]
     visible_dtype = "float32" if key == "lstm_keras_match" else "float64"  # Keras layers are float32 by default
     assert [c.dtype.name for c in cases] == [visible_dtype] + ["float64"] * 4 + ["float32"] * 2
     for case in cases:
@@ -96,7 +84,7 @@ def test_reference_passes_its_own_checks(nb, key):
 
 def test_hidden_cases_differ_from_the_visible_one_and_vary_in_shape(nb):
     spec = REGISTRY.spec("lstm_step_forward")
-    hidden = core.hidden_cases(spec, _seeds(nb)["lstm_step_forward"])
+    hidden = core.hidden_cases(spec, hidden_seeds(nb)["lstm_step_forward"])
     assert len({c.label for c in hidden}) > 2
     visible = spec.visible_case()
     assert not any(np.array_equal(visible.inputs["W"], c.inputs["W"]) for c in hidden if c.dtype == visible.dtype)
@@ -108,7 +96,7 @@ def test_keras_reference_chain_is_the_layers_own_output(nb):
     import keras
 
     spec = REGISTRY.spec("lstm_keras_match")
-    cases = [spec.visible_case(), *core.hidden_cases(spec, _seeds(nb)["lstm_keras_match"])]
+    cases = [spec.visible_case(), *core.hidden_cases(spec, hidden_seeds(nb)["lstm_keras_match"])]
     for case in cases:
         i = case.inputs
         assert np.any(i["layer"].get_weights()[2] != 0), "the layer's bias must not be zero"

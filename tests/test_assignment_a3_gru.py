@@ -10,8 +10,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from assignment_tools import (SOLUTION_REGION, _run, cell_by_id, inject, load, nbgrader_meta, run_in_process, run_until,
-                              student_version, test_cells)
+from assignment_tools import (HIDDEN_CALL, SOLUTION_REGION, cell_by_id, hidden_seeds, inject, load,
+                              nbgrader_meta, run_in_process, run_until, student_version, test_cells)
 from course_pkg import gradcheck
 from course_pkg.grading import a3_gru, core
 from injections_a3_gru import INJECTIONS
@@ -26,7 +26,6 @@ CHECKED = {k: p for k, p in POINTS.items() if k != "test_gradient_check"}  # the
 KERAS_KEYS = ("gru_keras_match_reset_after", "gru_keras_match_reset_before")
 FIXED_CONVENTION = {"candidate_reset_after": True, "candidate_reset_before": False,
                     "gru_keras_match_reset_after": True, "gru_keras_match_reset_before": False}
-HIDDEN_CALL = re.compile(r'^_grade\("(?P<key>\w+)", globals\(\), seed=(?P<seed>\d+), points=(?P<points>[\d.]+)\)$')
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +36,6 @@ def nb():
 @pytest.fixture(scope="module")
 def solution_run(nb):
     return run_in_process(nb)
-
-
-def _seeds(nb):
-    """key -> the seed of its hidden call, read from the notebook's test cells."""
-    seeds = {}
-    for grade_id in CHECKED:
-        match = HIDDEN_CALL.match(cell_by_id(nb, grade_id).source.splitlines()[-2])
-        seeds[match["key"]] = int(match["seed"])
-    return seeds
 
 
 def _scores(runs):
@@ -81,7 +71,7 @@ def test_notebook_follows_the_conventions(nb):
 
 
 def test_test_cells_call_check_then_grade_with_their_points(nb):
-    seeds = _seeds(nb)
+    seeds = hidden_seeds(nb)
     for grade_id, points in CHECKED.items():
         key = grade_id.removeprefix("test_")
         lines = cell_by_id(nb, grade_id).source.splitlines()
@@ -110,7 +100,7 @@ def test_the_text_states_the_conventions_exactly(nb):
 @pytest.mark.parametrize("key", list(REGISTRY.specs))
 def test_reference_passes_its_own_checks(nb, key):
     spec = REGISTRY.spec(key)
-    cases = [spec.visible_case(), *core.hidden_cases(spec, _seeds(nb)[key])]
+    cases = [spec.visible_case(), *core.hidden_cases(spec, hidden_seeds(nb)[key])]
     visible_dtype = "float32" if key in KERAS_KEYS else "float64"  # Keras layers are float32 by default
     assert [c.dtype.name for c in cases] == [visible_dtype] + ["float64"] * 4 + ["float32"] * 2
     for case in cases:
@@ -123,7 +113,7 @@ def test_hidden_cases_cover_both_conventions(nb, key):
     """Checks of functions that take reset_after: each convention in a square and a non-square float64 case and in a
     float32 case (the seeds are chosen for it); the candidate and Keras checks: their own convention throughout."""
     spec = REGISTRY.spec(key)
-    cases = core.hidden_cases(spec, _seeds(nb)[key])
+    cases = core.hidden_cases(spec, hidden_seeds(nb)[key])
     conventions = [c.inputs["reset_after"] for c in cases]
     b_rows = [c.inputs["b"].ndim if "b" in c.inputs else c.inputs["layer"].get_weights()[2].ndim for c in cases]
     assert b_rows == [2 if ra else 1 for ra in conventions]
@@ -143,7 +133,7 @@ def test_visible_examples_show_both_conventions_across_the_notebook():
 
 def test_hidden_cases_differ_from_the_visible_one_and_vary_in_shape(nb):
     spec = REGISTRY.spec("gru_step_forward")
-    hidden = core.hidden_cases(spec, _seeds(nb)["gru_step_forward"])
+    hidden = core.hidden_cases(spec, hidden_seeds(nb)["gru_step_forward"])
     assert len({c.label for c in hidden}) > 2
     visible = spec.visible_case()
     assert not any(np.array_equal(visible.inputs["W"], c.inputs["W"]) for c in hidden if c.dtype == visible.dtype)
@@ -151,7 +141,7 @@ def test_hidden_cases_differ_from_the_visible_one_and_vary_in_shape(nb):
 
 def test_candidate_cases_have_a_reset_gate_that_matters(nb):
     for key in ("candidate_reset_after", "candidate_reset_before"):
-        for case in core.hidden_cases(REGISTRY.spec(key), _seeds(nb)[key]):
+        for case in core.hidden_cases(REGISTRY.spec(key), hidden_seeds(nb)[key]):
             r = case.inputs["r"]
             assert r.dtype == case.dtype and r.shape == case.inputs["h_prev"].shape
             assert 0 < r.min() and r.max() < 1
@@ -165,7 +155,7 @@ def test_keras_reference_chain_is_the_layers_own_output(nb, key):
     import keras
 
     spec = REGISTRY.spec(key)
-    cases = [spec.visible_case(), *core.hidden_cases(spec, _seeds(nb)[key])]
+    cases = [spec.visible_case(), *core.hidden_cases(spec, hidden_seeds(nb)[key])]
     for case in cases:
         i = case.inputs
         assert i["layer"].reset_after is i["reset_after"]
@@ -344,7 +334,7 @@ def test_mistake_is_recognised_on_the_hidden_cases(nb, mistake, key):
     other."""
     spec = REGISTRY.spec(key)
     get = core._mistake_resolver(mistake, REGISTRY)
-    results = [core.run_case(REGISTRY, spec, get, c) for c in core.hidden_cases(spec, _seeds(nb)[spec.key])]
+    results = [core.run_case(REGISTRY, spec, get, c) for c in core.hidden_cases(spec, hidden_seeds(nb)[spec.key])]
     failed = [r for r in results if not r.passed]
     assert failed
     named = [r for r in failed if r.mistakes]
@@ -377,7 +367,7 @@ def test_the_plain_backward_used_by_the_mistakes_is_right_when_nothing_is_wrong(
     """The wrong gru_step_backward versions are one flag away from a right one: that one must equal course_pkg's."""
     spec = REGISTRY.spec("gru_step_backward")
     right = core.Mistake("none", "gru_step_backward", None, "", "", {"gru_step_backward": a3_gru._step_backward()})
-    for case in core.hidden_cases(spec, _seeds(nb)["gru_step_backward"]):
+    for case in core.hidden_cases(spec, hidden_seeds(nb)["gru_step_backward"]):
         assert core.run_case(REGISTRY, spec, core._mistake_resolver(right, REGISTRY), case).passed, case.label
 
 

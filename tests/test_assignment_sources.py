@@ -1,13 +1,9 @@
 """What every assignment's source notebook must hold for nbgrader and for the checker, across the three."""
 
-import re
-
 import pytest
 
 import assignment_tools as at
 from course_pkg.grading import ASSIGNMENTS, registry
-
-HIDDEN_CALL = re.compile(r'_grade\("(?P<key>[^"]+)", globals\(\), seed=(?P<seed>\d+), points=(?P<points>[\d.]+)\)$')
 
 
 def hidden_calls(assignment):
@@ -17,7 +13,7 @@ def hidden_calls(assignment):
         meta = at.nbgrader_meta(cell)
         if "BEGIN HIDDEN TESTS" in cell.source:
             body = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0].strip()
-            match = HIDDEN_CALL.search(body.splitlines()[-1])
+            match = at.HIDDEN_CALL.match(body.splitlines()[-1])
             assert match, f"{assignment}/{meta.get('grade_id')}: the hidden part must end with the _grade(...) call"
             out.append((meta["grade_id"], float(meta["points"]), match["key"], int(match["seed"]),
                         float(match["points"])))
