@@ -25,7 +25,10 @@ def glorot_uniform(shape, seed=None, dtype=np.float32):
 def orthogonal(shape, seed=None, gain=1.0, dtype=np.float32):
     """A matrix with orthonormal rows (if rows <= cols) or columns, as keras.initializers.Orthogonal.
 
-    A (H, 4H) recurrent kernel gets orthonormal rows: U U^T = I, so every gate's block is a scaled isometry.
+    A square (H, H) kernel is orthogonal: it keeps the length of every vector. A stacked (H, 4H) LSTM kernel (or
+    (H, 3H) GRU kernel) gets orthonormal rows, U U^T = I, and nothing more: a gate's (H, H) block U_g is not an
+    isometry. The blocks share the identity, sum_g U_g U_g^T = I, so their singular values lie in [0, 1], and their
+    mean square, over all four blocks, is 1/4 (1/3 for the GRU's three).
     """
     rows, cols = shape
     a = _rng(seed).standard_normal((max(rows, cols), min(rows, cols)))

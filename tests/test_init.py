@@ -56,6 +56,23 @@ def test_orthogonal_rows_are_orthonormal(H, G, dtype):
         np.testing.assert_allclose(U.T.astype(np.float64) @ U.astype(np.float64), np.eye(H), rtol=0, atol=tol)
 
 
+@pytest.mark.parametrize("G", [3, 4])
+def test_a_gate_block_of_a_stacked_orthogonal_kernel_is_not_an_isometry(G):
+    """What the docstring says: sum_g U_g U_g^T = I, so each block's singular values are at most 1, their mean square
+    over all blocks is exactly 1/G (each block's near it); a block is not orthogonal (its smallest singular value is
+    well below 1)."""
+    H = 64
+    U = orthogonal((H, G * H), seed=7, dtype=np.float64)
+    blocks = [U[:, g * H : (g + 1) * H] for g in range(G)]
+    np.testing.assert_allclose(sum(B @ B.T for B in blocks), np.eye(H), atol=1e-12)
+    singular = [np.linalg.svd(B, compute_uv=False) for B in blocks]
+    np.testing.assert_allclose(np.mean([np.mean(s**2) for s in singular]), 1 / G, rtol=1e-12)  # trace(U U^T) / (G H)
+    for s in singular:
+        assert s.max() <= 1 + 1e-12
+        assert abs(np.mean(s**2) - 1 / G) < 0.1 / G
+        assert s.min() < 0.5  # far from an isometry
+
+
 def test_orthogonal_tall_matrix_has_orthonormal_columns():
     Q = orthogonal((12, 5), seed=3, dtype=np.float64)
     np.testing.assert_allclose(Q.T @ Q, np.eye(5), atol=1e-12)
