@@ -3,7 +3,7 @@
 # pyproject.toml change), a local copy of MathJax (so the site needs no CDN), and for the browser test Debian's
 # Chromium.
 # `make autograde` autogrades every submission under assignments/submitted/ with nbgrader, a broken one never
-# stopping the class (course_pkg/grading/classroom.py); COURSE=dir grades another course folder,
+# stopping the class (grader/classroom.py); COURSE=dir grades another course folder,
 # ASSIGNMENT="a1_rnn a2_lstm" only those assignments, JOBS=2 two nbgrader runs at once. Report:
 # $(COURSE)/autograded/grading_report.csv.
 
@@ -49,7 +49,7 @@ COURSE ?= assignments
 ASSIGNMENT ?=
 JOBS ?= 2
 autograde: $(STAMP)
-	$(BIN)/python -m course_pkg.grading.classroom autograde --course $(COURSE) --jobs $(JOBS) \
+	$(BIN)/python -m grader.classroom autograde --course $(COURSE) --jobs $(JOBS) \
 		$(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
 
 clean:
@@ -58,7 +58,7 @@ clean:
 # `make feedback`: feedback HTML for every autograded submission (feedback/<student>/<assignment>/, no hidden
 # test source); `make grades`: every score to $(COURSE)/grades.csv.
 feedback: $(STAMP)
-	$(BIN)/python -m course_pkg.grading.classroom feedback --course $(COURSE) $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
+	$(BIN)/python -m grader.classroom feedback --course $(COURSE) $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
 
 grades: $(STAMP)
-	$(BIN)/python -m course_pkg.grading.classroom export --course $(COURSE)
+	$(BIN)/python -m grader.classroom export --course $(COURSE)

@@ -1,6 +1,6 @@
 """nbgrader configuration for the course's assignments (run nbgrader from this folder).
 
-Besides the course, it sets how autograding and feedback behave (see course_pkg/grading/nbgrader_ext.py for what
+Besides the course, it sets how autograding and feedback behave (see grader/nbgrader_ext.py for what
 stock nbgrader does in each case): feedback without hidden test source, deleted test cells put back and graded,
 duplicated cells that do not stop the class, kernels that crash or hang, and bounded outputs.
 """
@@ -11,7 +11,7 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPrep
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, GetGrades, IgnorePattern,
                                     OverwriteKernelspec, SaveAutoGrades)
 
-from course_pkg.grading.nbgrader_ext import (GuardedExecute, HideHiddenTests, KeepLastDuplicate, LimitOutputSize,
+from grader.nbgrader_ext import (GuardedExecute, HideHiddenTests, KeepLastDuplicate, LimitOutputSize,
                                              RestoreMissingCells)
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)

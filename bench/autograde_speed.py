@@ -47,7 +47,7 @@ def _append(nb, code):
 def autograde(course):
     env = dict(os.environ, PATH=f"{nc.BIN}{os.pathsep}{os.environ['PATH']}")
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "course_pkg.grading.classroom", "autograde", "--course", str(course)],
+    proc = subprocess.run([sys.executable, "-m", "grader.classroom", "autograde", "--course", str(course)],
                           capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if proc.returncode != 0:

@@ -1,4 +1,4 @@
-"""The mistakes of course_pkg.grading.a1_rnn, each injected into the source solution of a1_rnn by one replacement.
+"""The mistakes of course_pkg.checks.a1_rnn, each injected into the source solution of a1_rnn by one replacement.
 
 INJECTIONS: (mistake_id, grade_id of the solution cell, old, new, {test cell grade_id: expected score}), listing only
 the test cells that lose points. The expected scores were computed by the checker on the hidden seeds of the source

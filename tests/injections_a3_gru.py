@@ -1,4 +1,4 @@
-"""The mistakes of course_pkg.grading.a3_gru injected into the source solution of assignment a3_gru.
+"""The mistakes of course_pkg.checks.a3_gru injected into the source solution of assignment a3_gru.
 
 INJECTIONS = [(mistake_id, grade_id of the solution cell, old, new, {test cell: expected score})]: replacing `old`
 (unique in that cell) by `new` gives the mistake; the dict lists only the test cells that lose points. The expected

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import assignment_tools as at
-from course_pkg.grading import a1_rnn, core
+from course_pkg.checks import a1_rnn, core
 from injections_a1_rnn import INJECTIONS
 
 ASSIGNMENT = "a1_rnn"
@@ -101,7 +101,7 @@ def test_intro_states_the_checker_tolerances():
 
 def test_setup_cell_imports_only_numpy_and_check():
     setup = at.cell_by_id(NB, "setup")
-    assert setup.source.split() == "import numpy as np from course_pkg.grading.a1_rnn import check".split()
+    assert setup.source.split() == "import numpy as np from course_pkg.checks.a1_rnn import check".split()
 
 
 # ---------------------------------------------------------------- the checks

@@ -13,7 +13,7 @@ import pytest
 from assignment_tools import (HIDDEN_CALL, SOLUTION_REGION, cell_by_id, hidden_seeds, inject, load,
                               nbgrader_meta, run_in_process, run_until, student_version, test_cells)
 from course_pkg import gradcheck
-from course_pkg.grading import a3_gru, core
+from course_pkg.checks import a3_gru, core
 from injections_a3_gru import INJECTIONS
 
 AID = "a3_gru"
@@ -77,7 +77,7 @@ def test_test_cells_call_check_then_grade_with_their_points(nb):
         lines = cell_by_id(nb, grade_id).source.splitlines()
         assert lines[0] == f'check("{key}", globals())'
         assert lines[1] == "### BEGIN HIDDEN TESTS" and lines[-1] == "### END HIDDEN TESTS"
-        assert lines[2] == f"from course_pkg.grading.{AID} import grade as _grade"
+        assert lines[2] == f"from course_pkg.checks.{AID} import grade as _grade"
         match = HIDDEN_CALL.match(lines[-2])
         assert match and match["key"] == key and float(match["points"]) == points
         assert len(match["seed"]) == 18

@@ -3,7 +3,7 @@
 import pytest
 
 import assignment_tools as at
-from course_pkg.grading import ASSIGNMENTS, registry
+from course_pkg.checks import ASSIGNMENTS, registry
 
 
 def hidden_calls(assignment):

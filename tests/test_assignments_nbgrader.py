@@ -84,7 +84,7 @@ def course(tmp_path_factory):
     first_solution = next(c for c in crashing.cells if c.metadata.get("nbgrader", {}).get("solution"))
     first_solution.source += "\nimport os\nos._exit(1)\n"
     nc.submit(course, "broken", "a3_gru", crashing)
-    proc = subprocess.run([sys.executable, "-m", "course_pkg.grading.classroom", "autograde", "--course", str(course)],
+    proc = subprocess.run([sys.executable, "-m", "grader.classroom", "autograde", "--course", str(course)],
                           capture_output=True, text=True, timeout=3600,
                           env=dict(os.environ, PATH=f"{nc.BIN}{os.pathsep}{os.environ['PATH']}"))
     assert proc.returncode == 0, proc.stdout + proc.stderr

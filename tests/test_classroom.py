@@ -1,5 +1,5 @@
 """The instructor's machinery on a toy course: autograding a class with broken submissions, the gradebook, the
-report, and feedback without hidden tests (course_pkg/grading/classroom.py, nbgrader_ext.py, nbgrader_config.py).
+report, and feedback without hidden tests (grader/classroom.py, nbgrader_ext.py, nbgrader_config.py).
 
 The toy assignment has two graded functions, square (test worth 2 points) and cube (3 points), whose test cells follow
 the course's convention: a visible part, then a hidden block that prints a report and ends with the partial score.
@@ -24,8 +24,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from course_pkg.grading import classroom
-from course_pkg.grading import nbgrader_ext as ext
+from course_pkg.checks import classroom
+from course_pkg.checks import nbgrader_ext as ext
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BIN = pathlib.Path(sys.executable).parent
@@ -216,7 +216,7 @@ def graded(tmp_path_factory):
     proc = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "autograde", f"COURSE={course}",
                            "JOBS=2"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"make autograde failed:\n{proc.stdout}\n{proc.stderr}"
-    feedback = subprocess.run([sys.executable, "-m", "course_pkg.grading.classroom", "feedback", "--course",
+    feedback = subprocess.run([sys.executable, "-m", "grader.classroom", "feedback", "--course",
                                str(course)], env=ENV, capture_output=True, text=True, timeout=600)
     with open(course / "autograded" / classroom.REPORT_NAME, newline="") as fh:
         report = {row["student"]: row for row in csv.DictReader(fh)}

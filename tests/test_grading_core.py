@@ -1,11 +1,11 @@
-"""The checker behind the assignments (course_pkg.grading.core), on the simple RNN's checks: what it accepts, what it
+"""The checker behind the assignments (course_pkg.checks.core), on the simple RNN's checks: what it accepts, what it
 refuses, and that its hidden cases come from a generator the student's code cannot steer."""
 
 import numpy as np
 import pytest
 
 from course_pkg import rnn
-from course_pkg.grading import a1_rnn, core
+from course_pkg.checks import a1_rnn, core
 
 REG = a1_rnn.REGISTRY
 

@@ -1,9 +1,9 @@
 """Autograde a whole class with stock nbgrader, so that no submission stops the grading of the others.
 
-    python -m course_pkg.grading.classroom autograde [--course DIR] [--assignment ID ...] [--timeout SECONDS]
+    python -m grader.classroom autograde [--course DIR] [--assignment ID ...] [--timeout SECONDS]
                                                      [--submission-timeout SECONDS]
-    python -m course_pkg.grading.classroom feedback [--course DIR] [--assignment ID ...]
-    python -m course_pkg.grading.classroom export [--course DIR] [--to FILE]
+    python -m grader.classroom feedback [--course DIR] [--assignment ID ...]
+    python -m grader.classroom export [--course DIR] [--to FILE]
 
 autograde, for each assignment:
 1. checks every submission <course>/submitted/<student>/<assignment>/ before nbgrader sees it: a notebook that is
@@ -381,7 +381,7 @@ def notebook_notes(path):
     """Problems GuardedExecute, nbgrader's timeout and the output limits left in an autograded notebook."""
     import nbformat
 
-    from course_pkg.grading import nbgrader_ext as ext
+    from course_pkg.checks import nbgrader_ext as ext
 
     nb = nbformat.read(str(path), as_version=4)
     notes, cut = [], []
@@ -630,7 +630,7 @@ def cmd_export(options, say=print):
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="python -m course_pkg.grading.classroom", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m grader.classroom", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--course", type=pathlib.Path, default=None,

@@ -1,0 +1,223 @@
+"""The wire format between the trusted grader and a sandboxed worker: plain data only, never pickle.
+
+A message is a JSON header (a dict) and a list of binary blobs, each one array in numpy's .npy format, framed as
+
+    [u32 header length][header][u32 blob count]([u64 blob length][blob])*
+
+Values inside a header are JSON, with these tagged forms:
+    {"$a": k}             blob k, an array: read back with np.load(allow_pickle=False), so always a plain ndarray
+                          of a numeric or bool dtype (object arrays and subclasses cannot cross)
+    {"$t": [...]}         a tuple
+    {"$d": [[key, value], ...]}   a dict with str keys
+    {"$h": id, "type": name}      an object that stays in the worker (a student's cache of a custom class):
+                                  the trusted side can only hand it back
+    {"$f": id}            a function of the trusted side the worker may call back during the current call
+    {"$k": {...}}         a Keras layer to build in the worker (kind, units, input_dim, dtype, reset_after, weights)
+    {"$s": name}          a float that JSON cannot hold: "nan", "inf", "-inf"
+
+This module runs on both sides and is the only grader code the sandbox sees besides the harness. The reader enforces
+size limits and never executes anything it reads.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import socket
+import struct
+
+import numpy as np
+
+MAX_HEADER = 4 << 20  # bytes of JSON in one message
+MAX_BLOB = 256 << 20  # bytes of one array
+MAX_TOTAL = 512 << 20  # bytes of one message
+MAX_BLOBS = 10_000
+MAX_DEPTH = 64
+ARRAY_KINDS = "biuf"  # bool, signed and unsigned integers, floats: what a graded function may return
+
+
+class ProtocolError(Exception):
+    """A message that breaks the format or a limit; the peer is not to be trusted further."""
+
+
+class Handle:
+    """An object left in the worker (trusted side): it can be passed back, never looked into."""
+
+    def __init__(self, ident, type_name):
+        self.ident, self.type_name = int(ident), str(type_name)[:100]
+
+    def __repr__(self):
+        return f"<{self.type_name} object in the student's code>"
+
+
+class Callback:
+    """A trusted function the worker may call back (worker side: a stub that sends the call)."""
+
+    def __init__(self, ident):
+        self.ident = int(ident)
+
+
+class KerasLayer:
+    """The description of a Keras layer that the worker builds (kind 'LSTM', 'GRU' or 'SimpleRNN')."""
+
+    def __init__(self, kind, units, input_dim, dtype, weights, reset_after=None):
+        self.kind, self.units, self.input_dim, self.dtype = kind, int(units), int(input_dim), str(dtype)
+        self.weights, self.reset_after = [np.asarray(w) for w in weights], reset_after
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Encoding
+
+
+def _array_bytes(a):
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(a), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def encode(value, blobs, handle=None, callback=None, depth=0):
+    """value -> JSON-able tree; arrays appended to blobs. handle(obj) -> id for objects that cannot cross (None:
+    refuse them); callback(fn) -> id for trusted functions (None: refuse them)."""
+    if depth > MAX_DEPTH:
+        raise ProtocolError("value nested too deeply")
+    if value is None or isinstance(value, (bool, str)) or type(value) is int:
+        return value
+    if type(value) is float:
+        return value if math.isfinite(value) else {"$s": repr(value)}
+    if type(value) is np.ndarray and value.dtype.kind in ARRAY_KINDS:
+        blobs.append(_array_bytes(value))
+        return {"$a": len(blobs) - 1}
+    if isinstance(value, np.generic) and type(value).__module__ == "numpy" and np.dtype(type(value)).kind in ARRAY_KINDS:
+        blobs.append(_array_bytes(np.asarray(value)))
+        return {"$a": len(blobs) - 1}
+    if type(value) is tuple:
+        return {"$t": [encode(v, blobs, handle, callback, depth + 1) for v in value]}
+    if type(value) is list:
+        return [encode(v, blobs, handle, callback, depth + 1) for v in value]
+    if type(value) is dict and all(type(k) is str for k in value):
+        return {"$d": [[k, encode(v, blobs, handle, callback, depth + 1)] for k, v in value.items()]}
+    if isinstance(value, Handle):
+        return {"$h": value.ident, "type": value.type_name}
+    if isinstance(value, KerasLayer):
+        return {"$k": {"kind": value.kind, "units": value.units, "input_dim": value.input_dim, "dtype": value.dtype,
+                       "reset_after": value.reset_after,
+                       "weights": [encode(w, blobs, depth=depth + 1) for w in value.weights]}}
+    if callback is not None and callable(value) and not isinstance(value, type):
+        return {"$f": callback(value)}
+    if handle is not None:
+        return {"$h": handle(value), "type": type(value).__name__}
+    raise ProtocolError(f"cannot send a {type(value).__name__}")
+
+
+def decode(tree, blobs, handle=None, callback=None, keras=None, depth=0):
+    """The inverse of encode. handle(id) / callback(id) / keras(description) make the local objects for tagged
+    forms; where one is None that form is refused."""
+    if depth > MAX_DEPTH:
+        raise ProtocolError("value nested too deeply")
+    if tree is None or isinstance(tree, (bool, str, int)):
+        return tree
+    if isinstance(tree, float):
+        return tree
+    if isinstance(tree, list):
+        return [decode(v, blobs, handle, callback, keras, depth + 1) for v in tree]
+    if not isinstance(tree, dict) or len(tree) > 2:
+        raise ProtocolError("malformed value")
+    if "$a" in tree:
+        return _load_array(blobs, tree["$a"])
+    if "$t" in tree:
+        return tuple(decode(v, blobs, handle, callback, keras, depth + 1) for v in _list(tree["$t"]))
+    if "$d" in tree:
+        out = {}
+        for pair in _list(tree["$d"]):
+            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
+                raise ProtocolError("malformed dict")
+            out[pair[0]] = decode(pair[1], blobs, handle, callback, keras, depth + 1)
+        return out
+    if "$s" in tree:
+        if tree["$s"] not in ("nan", "inf", "-inf"):
+            raise ProtocolError("malformed float")
+        return float(tree["$s"])
+    if "$h" in tree and handle is not None:
+        return handle(int(tree["$h"]), str(tree.get("type", "object")))
+    if "$f" in tree and callback is not None:
+        return callback(int(tree["$f"]))
+    if "$k" in tree and keras is not None:
+        spec = tree["$k"]
+        weights = [decode(w, blobs, depth=depth + 1) for w in _list(spec["weights"])]
+        return keras(spec, weights)
+    raise ProtocolError(f"unexpected value {sorted(tree)}")
+
+
+def _list(value):
+    if not isinstance(value, list):
+        raise ProtocolError("malformed value")
+    return value
+
+
+def _load_array(blobs, index):
+    if not isinstance(index, int) or not 0 <= index < len(blobs):
+        raise ProtocolError("array index out of range")
+    try:
+        a = np.load(io.BytesIO(blobs[index]), allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - whatever numpy rejects is a protocol error here
+        raise ProtocolError(f"unreadable array: {type(exc).__name__}") from None
+    if type(a) is not np.ndarray or a.dtype.kind not in ARRAY_KINDS:
+        raise ProtocolError(f"array of dtype {a.dtype} refused")
+    return a
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Framing
+
+
+def send(sock, header, blobs=()):
+    data = json.dumps(header, allow_nan=False).encode()
+    parts = [struct.pack("<I", len(data)), data, struct.pack("<I", len(blobs))]
+    for blob in blobs:
+        parts += [struct.pack("<Q", len(blob)), blob]
+    sock.sendall(b"".join(parts))
+
+
+def _read_exact(sock, n, budget):
+    if n > budget[0]:
+        raise ProtocolError("message too large")
+    budget[0] -= n
+    chunks, left = [], n
+    while left:
+        chunk = sock.recv(min(left, 1 << 20))
+        if not chunk:
+            raise EOFError("the other side closed the connection")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def receive(sock, max_total=MAX_TOTAL):
+    """(header dict, blobs). Raises EOFError when the peer is gone, ProtocolError on a malformed message and
+    socket.timeout when the socket's timeout passes."""
+    budget = [max_total]
+    (size,) = struct.unpack("<I", _read_exact(sock, 4, budget))
+    if size > MAX_HEADER:
+        raise ProtocolError("header too large")
+    try:
+        header = json.loads(_read_exact(sock, size, budget))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ProtocolError("header is not JSON") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("header is not an object")
+    (count,) = struct.unpack("<I", _read_exact(sock, 4, budget))
+    if count > MAX_BLOBS:
+        raise ProtocolError("too many arrays")
+    blobs = []
+    for _ in range(count):
+        (length,) = struct.unpack("<Q", _read_exact(sock, 8, budget))
+        if length > MAX_BLOB:
+            raise ProtocolError("array too large")
+        blobs.append(_read_exact(sock, length, budget))
+    return header, blobs
+
+
+def pair():
+    """A connected pair of stream sockets (trusted end, worker end)."""
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
