@@ -27,3 +27,48 @@ def glue(name, value, display=True):
 
         show(value)
     return None
+
+
+def _installed_from():
+    """(repository URL, commit) pip recorded when course_pkg was installed from git (PEP 610), else None."""
+    import json
+    from importlib import metadata
+
+    try:
+        record = json.loads(metadata.distribution("course_pkg").read_text("direct_url.json") or "null")
+    except metadata.PackageNotFoundError:
+        return None
+    if not record or "vcs_info" not in record:
+        return None
+    url = record["url"].removeprefix("git+").removesuffix(".git")
+    return url, record["vcs_info"].get("commit_id") or record["vcs_info"].get("requested_revision") or "HEAD"
+
+
+def raw_github_url(repository, revision, path):
+    """The raw-file URL of `path` at `revision` in a GitHub repository given by its https URL."""
+    prefix = "https://github.com/"
+    if not repository.startswith(prefix):
+        raise ValueError(f"not a GitHub repository URL: {repository!r}")
+    return f"https://raw.githubusercontent.com/{repository[len(prefix):]}/{revision}/{path}"
+
+
+def data_text(name):
+    """The text of book/data/<name>, the committed data a chapter plots.
+
+    Read from the repository checkout (a local build, Binder, a clone); where there is none (Colab, which installed
+    course_pkg from the repository with pip), fetched from the repository and commit pip recorded, so no URL is
+    written into the chapters.
+    """
+    from pathlib import Path
+
+    for folder in (Path("data"), Path(__file__).resolve().parents[1] / "book" / "data"):
+        if (folder / name).is_file():
+            return (folder / name).read_text(encoding="utf-8")
+    source = _installed_from()
+    if source is None:
+        raise FileNotFoundError(f"book/data/{name}: no repository checkout here, and course_pkg was not installed "
+                                "from a git repository to fetch it from")
+    from urllib.request import urlopen
+
+    with urlopen(raw_github_url(*source, f"book/data/{name}")) as response:
+        return response.read().decode("utf-8")

@@ -5,6 +5,17 @@ import numpy as np
 #: The MSE of always predicting 1, the mean of the adding problem's target: Var(X1 + X2) = 2/12 for X ~ U[0, 1].
 ADDING_BASELINE_MSE = 1 / 6
 
+#: The course's one success criterion for the adding problem: a sequence is solved if |prediction - target| is below
+#: this. It is Hochreiter & Schmidhuber's (1997) criterion, |error| < 0.04 on their target 0.5 + (X1 + X2) / 4 with
+#: X ~ U[-1, 1], carried over to this form of the task: with u = (X + 1) / 2 their target is (u1 + u2) / 2, half of
+#: ours, so their errors are half of ours and their 0.04 is 0.08 here.
+ADDING_TOLERANCE = 0.08
+
+
+def adding_solved(prediction, target):
+    """Per sequence, True if it meets the course's criterion |prediction - target| < ADDING_TOLERANCE. (n,) bool."""
+    return np.abs(np.asarray(prediction) - np.asarray(target)) < ADDING_TOLERANCE
+
 
 def adding_problem(n, T, seed=None, dtype=np.float32):
     """The adding problem as in Le et al. (2015) and Arjovsky et al. (2016).
