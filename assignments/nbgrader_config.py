@@ -1,8 +1,9 @@
 """nbgrader configuration for the course's assignments (run nbgrader from this folder).
 
 Besides the course, it sets how autograding and feedback behave (see grader/nbgrader_ext.py for what
-stock nbgrader does in each case): feedback without hidden test source, deleted test cells put back and graded,
-duplicated cells that do not stop the class, kernels that crash or hang, and bounded outputs.
+stock nbgrader does in each case): the students' code runs in a sandbox and every test cell is scored by the grader
+outside it (SandboxExecute), deleted test cells are put back and graded, duplicated cells do not stop the class,
+crashing or endless code costs only its cell, and outputs are bounded.
 """
 
 import os
@@ -11,8 +12,8 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPrep
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, GetGrades, IgnorePattern,
                                     OverwriteKernelspec, SaveAutoGrades)
 
-from grader.nbgrader_ext import (GuardedExecute, HideHiddenTests, KeepLastDuplicate, LimitOutputSize,
-                                             RestoreMissingCells)
+from grader.nbgrader_ext import (HideHiddenTests, KeepLastDuplicate, LimitOutputSize, RestoreMissingCells,
+                                 SandboxExecute)
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
@@ -22,12 +23,15 @@ c.CourseDirectory.course_id = "rnn-course"
 # Autograding: nbgrader's lists, with four of its preprocessors replaced by the course's versions.
 c.Autograde.sanitize_preprocessors = [ClearOutput, KeepLastDuplicate, OverwriteKernelspec, RestoreMissingCells,
                                       CheckCellMetadata]
-c.Autograde.autograde_preprocessors = [GuardedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutputSize,
+c.Autograde.autograde_preprocessors = [SandboxExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutputSize,
                                        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 c.OverwriteCells.add_missing_cells = True  # a deleted test cell is put back from the source and graded
-c.Execute.timeout = 30  # seconds per cell (a stuck cell scores 0; the Keras cells import TensorFlow in ~5 s)
-c.GuardedExecute.notebook_timeout = 300  # seconds per notebook; cells after that are not run (score 0)
-c.GuardedExecute.max_restarts = 2  # new kernels after a crash, per notebook
+c.SandboxExecute.cell_timeout = 30  # seconds per ordinary cell (a stuck cell scores 0; TensorFlow is loaded already)
+c.SandboxExecute.call_timeout = 10  # seconds per call of a student's function by a check
+c.SandboxExecute.notebook_timeout = 300  # seconds per notebook; cells after that are not run (score 0)
+c.SandboxExecute.max_restarts = 2  # new workers after a crash, per notebook
+c.SandboxExecute.workers = 2  # sandbox slots when `nbgrader autograde` runs alone (make autograde brings its own)
+# c.SandboxExecute.unsafe_no_sandbox = True  # NEVER for real submissions: students' code could read this folder
 c.LimitOutput.max_lines = 1000  # per cell, beginning and end kept (the hidden report is at the end)
 c.LimitOutputSize.max_chars = 20_000  # per cell, beginning and end kept
 

@@ -14,34 +14,26 @@ What stock nbgrader 0.9.6 does, and what each class here changes:
   OverwriteCells.add_missing_cells nbgrader puts the cell back from the source version and grades it, but its
   placement fails with a KeyError when the cell before it in the source is not a graded or solution cell of the
   submission. RestoreMissingCells places the cell after the nearest earlier source cell the submission has.
-- A crashing kernel (os._exit, SIGKILL, memory exhaustion) and a loop the kernel cannot interrupt (it catches
-  KeyboardInterrupt) make nbclient raise, and nbgrader drops the whole notebook: no grade at all. GuardedExecute
-  records the failure in that cell (score 0 for it), starts a new kernel, runs the earlier set-up and solution
-  cells again, and goes on; it also stops running cells once the notebook's time budget is spent, and bounds the
-  output it keeps in memory while a cell runs.
+- Execution: stock Execute runs the test cells in the student's own kernel, beside the student's code, which can
+  then change how they compare (patch numpy, the checker, IPython) and read the hidden tests. SandboxExecute runs
+  the student's cells in a sandboxed worker and computes every test cell's outputs and score in the grader
+  (grader/engine.py). A crashing worker (os._exit, SIGKILL, memory) or one past its time limit costs that cell:
+  a new worker replays the earlier cells and grading goes on; cells after the notebook's time budget are not run.
 - Enormous outputs: LimitOutput limits lines, and keeps only the first ones (the hidden report comes last).
   LimitOutputSize limits lines and characters and keeps the beginning and the end of each cell's output.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import re
-import time
 
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
-from traitlets import Integer, Unicode
+from traitlets import Bool, Float, Integer, Unicode
 
 from nbgrader import utils
-from nbgrader.preprocessors import DeduplicateIds, Execute, LimitOutput, NbGraderPreprocessor, OverwriteCells
+from nbgrader.preprocessors import DeduplicateIds, LimitOutput, NbGraderPreprocessor, OverwriteCells
 
-# enames of the error outputs GuardedExecute writes (the classroom report looks for them)
-KERNEL_DIED = "KernelDiedError"
-NOT_RUN = "CellNotRunError"
-CELL_TIMEOUT = "CellTimeoutError"  # nbgrader's own, for a cell interrupted after its timeout
-CUT_MARK = "characters of output cut here"  # in the note that replaces cut output
+from .engine import CELL_TIMEOUT, CUT_MARK, KERNEL_DIED, NOT_RUN  # noqa: F401 (the classroom report reads them)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -279,101 +271,41 @@ class LimitOutputSize(LimitOutput):
 # Execution
 
 
-class GuardedExecute(Execute):
-    """nbgrader's Execute that survives a dead or stuck kernel, keeps to a time budget and bounds outputs.
+class SandboxExecute(NbGraderPreprocessor):
+    """Autograde's execution step, in place of nbgrader's Execute: the student's cells run in a sandboxed worker
+    and each test cell's outputs (its report and its score) are computed by the grader, outside the student's code
+    (grader/engine.py). Nothing of the student's runs in this process.
 
-    Kernel died, or a timed-out cell whose kernel could not be interrupted: the cell gets an error output
-    (score 0), a new kernel starts, the earlier code cells that are not tests and ran without error run again
-    (silently, their outputs unchanged), and execution goes on. After max_restarts, the remaining cells are not run.
+    The pool of sandboxes is the one the classroom driver made (grader.pool.use); a plain `nbgrader autograde` starts
+    one of `workers` slots on first use. If the sandbox cannot be made, grading stops with SandboxError; only
+    `unsafe_no_sandbox = True` (set by the instructor, on purpose) runs the workers without it.
     """
 
-    notebook_timeout = Integer(0, help="seconds for the whole notebook; later cells are not run (0: none)").tag(
-        config=True)
-    max_restarts = Integer(2, help="new kernels started after a crash, per notebook").tag(config=True)
-    max_output_chars = Integer(2_000_000, help="characters of output kept in memory per cell while it runs").tag(
-        config=True)
+    cell_timeout = Float(30.0, help="seconds for one ordinary cell").tag(config=True)
+    call_timeout = Float(10.0, help="seconds for one call of a student's function by a check").tag(config=True)
+    notebook_timeout = Float(300.0, help="seconds for the whole notebook; later cells are not run").tag(config=True)
+    max_restarts = Integer(2, help="new workers after a crash or a time limit, per notebook").tag(config=True)
+    workers = Integer(1, help="sandbox slots of a pool started by this process").tag(config=True)
+    unsafe_no_sandbox = Bool(False, help="run students' code WITHOUT the sandbox (their code can then read the "
+                                         "course folder and use the network); scores still come from the "
+                                         "grader").tag(config=True)
 
-    def preprocess(self, nb, resources=None, km=None):
-        self._started = time.monotonic()
-        self._restarts = 0
-        self._stopped = None  # why the remaining cells are not run
-        self._sizes = {}
-        return super().preprocess(nb, resources, km)
+    def preprocess(self, nb, resources):
+        from course_pkg.checks import registry as registry_of
 
-    def _remaining(self):
-        if self.notebook_timeout <= 0:
-            return None
-        return self.notebook_timeout - (time.monotonic() - self._started)
+        from . import engine, pool, secret
 
-    def _get_timeout(self, cell):
-        timeout = super()._get_timeout(cell)
-        remaining = self._remaining()
-        if remaining is not None:
-            timeout = max(1, math.ceil(min(timeout or remaining, remaining)))  # ends when the budget does
-        return timeout
-
-    def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type != "code" or not cell.source.strip():
-            return cell, resources
-        remaining = self._remaining()
-        if self._stopped is None and remaining is not None and remaining <= 0:
-            self._stopped = f"the notebook used up its time budget of {self.notebook_timeout} s"
-        if self._stopped:
-            cell.outputs = [_error(NOT_RUN, f"not run: {self._stopped}")]
-            cell.execution_count = None
-            return cell, resources
-        timeout = self._get_timeout(cell)
+        info = resources["nbgrader"]
+        assignment = info["assignment"]
         try:
-            return super().preprocess_cell(cell, resources, index)
-        except DeadKernelError:
-            what = "the kernel died while running this cell (a crash, os._exit, or not enough memory)"
-        except CellTimeoutError:
-            what = f"this cell did not finish within {timeout} s and the kernel could not be interrupted"
-        self.log.error("Cell %s (%s): %s", index, _grade_id(cell) or "no id", what)
-        cell.outputs.append(_error(KERNEL_DIED if "died" in what else CELL_TIMEOUT, what))
-        self._recover(index)
-        return cell, resources
-
-    def _new_kernel(self):
-        self.shutdown_kernel = "immediate"
-        self._cleanup_kernel()
-        self.km = self.create_kernel_manager()
-        self.start_new_kernel()
-        self.start_new_kernel_client()
-
-    def _recover(self, failed_index):
-        if self._restarts >= self.max_restarts:
-            self._stopped = f"the kernel failed {self._restarts + 1} times"
-            return
-        self._restarts += 1
-        self.log.warning("Starting a new kernel and running the cells before cell %s again", failed_index)
-        try:
-            self._new_kernel()
-            for index, cell in enumerate(self.nb.cells[:failed_index]):
-                if self._replayable(cell):
-                    self.execute_cell(copy.deepcopy(cell), index, store_history=False)
-                    self.nb.cells[index] = cell  # execute_cell stores the copy: keep the graded run's outputs
-        except (DeadKernelError, CellTimeoutError, RuntimeError) as exc:
-            self._stopped = f"the kernel failed again while the earlier cells ran again ({type(exc).__name__})"
-            self.log.error("%s", self._stopped)
-
-    @staticmethod
-    def _replayable(cell):
-        if cell.cell_type != "code" or not cell.source.strip():
-            return False
-        if utils.is_grade(cell) and not utils.is_solution(cell):  # a test: nothing later depends on it
-            return False
-        return not any(out.output_type == "error" for out in cell.get("outputs", []))
-
-    def output(self, outs, msg, display_id, cell_index):
-        out = super().output(outs, msg, display_id, cell_index)
-        if out is None or self.max_output_chars <= 0:
-            return out
-        # running size of this output list (a new list, for a new run of a cell, starts again from 0)
-        tracked, size = self._sizes.get(cell_index, (None, 0))
-        size = (size if tracked is outs else 0) + _out_size(out)
-        if size > self.max_output_chars and not self._display_id_map:  # (display ids point at positions in outs)
-            outs[:] = shrink_outputs(outs, self.max_output_chars // 2)
-            size = sum(_out_size(o) for o in outs)
-        self._sizes[cell_index] = (outs, size)
-        return out
+            registry = registry_of(assignment)
+        except ModuleNotFoundError:
+            raise ValueError(f"the grader has no checks for the assignment {assignment!r}") from None
+        root = self.config.CourseDirectory.get("root") or "."
+        key = secret.load(root)
+        limits = engine.Limits(self.cell_timeout, self.call_timeout, self.notebook_timeout, self.max_restarts)
+        shared = pool.get(self.workers, self.unsafe_no_sandbox)
+        with shared.acquire() as slot:
+            engine.grade_notebook(nb, assignment, registry, slot,
+                                  lambda check: secret.seed(key, assignment, check), limits)
+        return nb, resources

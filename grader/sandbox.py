@@ -41,9 +41,7 @@ from grader.worker import protocol
 
 HARNESS_DIR = pathlib.Path(__file__).resolve().parent / "worker"
 REPO = pathlib.Path(__file__).resolve().parents[1]
-STUDENT_API = REPO / "course_pkg" / "activations.py"  # the one course_pkg module a notebook may use while graded
 SLOT_UID_BASE = 61000  # uids 61000, 61001, ...: no account on a Debian system uses these
-SANDBOX_LIB = "/sandbox_lib"
 SCRATCH = "/scratch"
 
 
@@ -134,12 +132,10 @@ def bwrap_command(control_fd, slot_uid, preload, limits):
     for path in _hidden_installs():
         cmd += ["--tmpfs", path]
     cmd += ["--ro-bind", str(HARNESS_DIR), "/grader_worker",
-            *_parents(pathlib.Path(f"{SANDBOX_LIB}/course_pkg/activations.py"), made),
-            "--ro-bind", str(STUDENT_API), f"{SANDBOX_LIB}/course_pkg/activations.py",
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", SCRATCH, "--chdir", "/tmp",
             "--setenv", "HOME", "/tmp", "--unsetenv", "PYTHONPATH",
             "--", sys.executable, "-I", "/grader_worker/harness.py", f"--control-fd={control_fd}",
-            f"--slot-uid={slot_uid}", f"--sandbox-lib={SANDBOX_LIB}", *limits.harness_args()]
+            f"--slot-uid={slot_uid}", *limits.harness_args()]
     if preload:
         cmd += ["--preload", *preload]
     return cmd
@@ -147,7 +143,7 @@ def bwrap_command(control_fd, slot_uid, preload, limits):
 
 def unsandboxed_command(control_fd, preload, limits):
     cmd = [sys.executable, "-I", str(HARNESS_DIR / "harness.py"), f"--control-fd={control_fd}", "--no-isolation",
-           f"--sandbox-lib={STUDENT_API.parent.parent}", *limits.harness_args()]
+           *limits.harness_args()]
     return cmd + (["--preload", *preload] if preload else [])
 
 
@@ -438,6 +434,25 @@ class Worker:
         if reply.get("op") == "undefined":
             return self.UNDEFINED
         return self._value(reply, blobs)
+
+    def view(self, name, attrs):
+        """None if name is undefined, else (type as "module.Class", {attr: value}) of the worker's object."""
+        reply, blobs = self._exchange({"op": "get", "name": name, "attrs": list(attrs)}, [], 10)
+        if reply.get("op") == "undefined":
+            return None
+        value = self._value(reply, blobs)
+        if not (isinstance(value, dict) and isinstance(value.get("type"), str) and isinstance(value.get("attrs"),
+                                                                                               dict)):
+            self.close()
+            raise WorkerGone("unexpected answer from the worker; stopped")
+        return value["type"][:200], {a: value["attrs"].get(a) for a in attrs}
+
+    def provide(self, modules):
+        """Make these modules importable in the worker: {"course_pkg.x": source}."""
+        reply, _ = self._exchange({"op": "provide", "modules": dict(modules)}, [], 30)
+        if reply.get("op") != "ok":
+            self.close()
+            raise WorkerGone(f"the worker could not load the notebook's modules: {reply.get('message', '')}")
 
     def reset(self):
         self._exchange({"op": "reset"}, [], 10)

@@ -276,7 +276,7 @@ for _spec in SPECS:
     REGISTRY.add_spec(_spec)
 for _mistake in MISTAKES:
     REGISTRY.add_mistake(_mistake)
-check, grade = REGISTRY.check, REGISTRY.grade
+check = REGISTRY.check
 
 
 # ---------------------------------------------------------------- the gradient check the student runs
@@ -325,7 +325,7 @@ def _function_checks(namespace):
     return function_summary(REGISTRY, namespace, {key: [REGISTRY.spec(key).visible_case()] for key in keys})
 
 
-def check_gradient_errors(namespace, tol=GRADIENT_CHECK_TOL):
+def check_gradient_errors(namespace, tol=GRADIENT_CHECK_TOL, out=None):
     """The test of the gradient check the student runs: the dicts of GRADIENT_CHECK_DICTS in the notebook's
     namespace hold one relative error per input, each below tol. Raises AssertionError saying what is missing or too
     large, followed by what the checks of the five graded functions say (a gradient check fails when the backward
@@ -342,4 +342,8 @@ def check_gradient_errors(namespace, tol=GRADIENT_CHECK_TOL):
     worst = max(((float(namespace[var][n]), f"{var}[{n!r}]") for var, (_, inputs) in GRADIENT_CHECK_DICTS.items()
                  for n in inputs))
     count = sum(len(inputs) for _, inputs in GRADIENT_CHECK_DICTS.values())
-    print(f"gradient check: all {count} relative errors are below {tol:.0e} (largest {worst[0]:.1e}, {worst[1]})")
+    print(f"gradient check: all {count} relative errors are below {tol:.0e} (largest {worst[0]:.1e}, {worst[1]})",
+          file=out)
+
+
+REGISTRY.cell_checks["gradient_check"] = check_gradient_errors

@@ -45,25 +45,11 @@ def _seq_case(rng, dtype, square=False):
     return cases.case(inputs, dtype, B=B, T=T, D=D, H=H)
 
 
-def keras_layer(H, dtype):
-    """A keras.layers.LSTM returning every h and the final (h, c), in the given dtype (not built yet).
-
-    course_pkg.keras_interop is imported first: it sets TensorFlow's log level before TensorFlow loads, so that
-    nothing is written to stderr inside a graded cell.
-    """
-    from .. import keras_interop  # noqa: F401
-
-    import keras
-
-    return keras.layers.LSTM(H, return_sequences=True, return_state=True, dtype=np.dtype(dtype).name)
-
-
 def _keras_case(rng, dtype, square=False):
-    """A built keras.layers.LSTM of random sizes with random weights and a bias that is not zero, and its inputs."""
+    """A keras.layers.LSTM (returning every h and the final h and c) of random sizes with random weights and a bias
+    that is not zero, described by plain data (cases.KerasLayerSpec), and its inputs."""
     B, T, D, H = cases.dims(rng, square)
-    layer = keras_layer(H, dtype)
-    layer.build((None, None, D))
-    layer.set_weights(list(cases.params(rng, D, H, 4, dtype)))
+    layer = cases.keras_layer_case(rng, "LSTM", D, H, 4, dtype, return_sequences=True, return_state=True)
     inputs = {"layer": layer, "x": cases.normal(rng, (B, T, D), dtype), "h0": cases.normal(rng, (B, H), dtype, 0.5),
               "c0": cases.normal(rng, (B, H), dtype)}
     return cases.case(inputs, dtype, B=B, T=T, D=D, H=H)
@@ -114,7 +100,10 @@ def _run_keras(get, i):
 
 
 def reference_get_params(layer):
-    """course_pkg.keras_interop.get_params, imported on first use (it imports Keras)."""
+    """course_pkg.keras_interop.get_params; on a layer's description, the weights it describes (the same arrays:
+    course_pkg's layout is Keras')."""
+    if isinstance(layer, cases.KerasLayerSpec):
+        return tuple(layer.get_weights())
     from ..keras_interop import get_params
 
     return get_params(layer)
@@ -385,4 +374,4 @@ for _spec in SPECS:
     REGISTRY.add_spec(_spec)
 for _mistake in MISTAKES:
     REGISTRY.add_mistake(_mistake)
-check, grade = REGISTRY.check, REGISTRY.grade
+check = REGISTRY.check

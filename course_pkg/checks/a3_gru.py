@@ -15,7 +15,7 @@ import numpy as np
 from .. import gradcheck, gru
 from ..activations import sigmoid
 from . import cases
-from .core import Mistake, Registry, Spec, function_summary
+from .core import Mistake, Registry, Spec, function_summary, object_view
 
 F64 = np.dtype(np.float64)
 F32 = np.dtype(np.float32)
@@ -72,26 +72,13 @@ def _seq_case(rng, dtype, square=False, reset_after=None):
     return cases.case(inputs, dtype, B=B, T=T, D=D, H=H, reset_after=ra)
 
 
-def keras_layer(H, reset_after, dtype):
-    """A keras.layers.GRU returning every hidden state, in the given dtype and convention (not built yet).
-
-    course_pkg.keras_interop is imported first: it sets TensorFlow's log level before TensorFlow loads, so that
-    nothing is written to stderr inside a graded cell.
-    """
-    import course_pkg.keras_interop  # noqa: F401
-
-    import keras
-
-    return keras.layers.GRU(H, reset_after=reset_after, return_sequences=True, dtype=np.dtype(dtype).name)
-
-
 def _keras_case(reset_after):
-    """A built keras.layers.GRU of random sizes with random weights and non-zero biases, and its inputs."""
+    """A keras.layers.GRU (returning every hidden state) of random sizes with random weights and non-zero biases,
+    described by plain data (cases.KerasLayerSpec), and its inputs."""
     def make(rng, dtype, square=False):
         B, T, D, H = cases.dims(rng, square)
-        layer = keras_layer(H, reset_after, dtype)
-        layer.build((None, None, D))
-        layer.set_weights(list(cases.params(rng, D, H, 3, dtype, bias_shape(H, reset_after))))
+        layer = cases.keras_layer_case(rng, "GRU", D, H, 3, dtype, bias_shape(H, reset_after),
+                                       reset_after=reset_after, return_sequences=True)
         inputs = {"layer": layer, "x": cases.normal(rng, (B, T, D), dtype),
                   "h0": cases.normal(rng, (B, H), dtype, 0.5), "reset_after": reset_after}
         return cases.case(inputs, dtype, B=B, T=T, D=D, H=H, reset_after=reset_after)
@@ -146,7 +133,10 @@ def _run_keras(get, i):
 
 
 def reference_get_params(layer):
-    """course_pkg.keras_interop.get_params, imported on first use (it imports Keras)."""
+    """course_pkg.keras_interop.get_params; on a layer's description, the weights it describes (the same arrays:
+    course_pkg's layout is Keras')."""
+    if isinstance(layer, cases.KerasLayerSpec):
+        return tuple(layer.get_weights())
     from ..keras_interop import get_params
 
     return get_params(layer)
@@ -218,35 +208,53 @@ def _function_checks(namespace):
     return function_summary(REGISTRY, namespace, {key: _small_examples(key) for key in GRADCHECK_CHAIN})
 
 
-def check_gradient_reports(namespace):
+def _stored_report(name, namespace):
+    """(errors, tol) of the gradcheck report stored under name, or a sentence saying what is wrong with it."""
+    view = object_view(namespace, name, ("errors", "tol"))
+    if view is None:
+        return f"{name} is not defined: run the gradient check cell above (and keep its variable names)."
+    type_name, attrs = view
+    if type_name != "course_pkg.gradcheck.GradcheckReport":
+        return (f"{name} is a {type_name.rsplit('.', 1)[-1]}, not the report course_pkg.gradcheck.gradcheck "
+                "returns.")
+    errors, tol = attrs.get("errors"), attrs.get("tol")
+    try:
+        errors = {str(k): float(v) for k, v in errors.items()}
+        tol = float(tol)
+    except (AttributeError, TypeError, ValueError):
+        return f"{name} is not a report that gradcheck made (its errors or tolerance are not numbers)."
+    return errors, tol
+
+
+def check_gradient_reports(namespace, out=None):
     """The gradient check cell's test: report_after and report_before are course_pkg.gradcheck.gradcheck reports on
     all five inputs of gru_step_forward, at gradcheck's tolerance, and both passed. Raises AssertionError naming what
     is missing or which gradients disagree with central differences, followed by what the checks of the functions
-    the gradient check runs say (a wrong gate, candidate or step forward fails it as surely as a wrong backward)."""
-    problems = []
+    the gradient check runs say (a wrong gate, candidate or step forward fails it as surely as a wrong backward).
+    Prints its verdict to `out` (default stdout)."""
+    problems, worst = [], 0.0
     for name, reset_after in GRADCHECK_REPORTS.items():
         where = f"{name} (reset_after={reset_after})"
-        report = namespace.get(name)
-        if report is None:
-            problems.append(f"{name} is not defined: run the gradient check cell above (and keep its variable names).")
+        stored = _stored_report(name, namespace)
+        if isinstance(stored, str):
+            problems.append(stored)
             continue
-        if not isinstance(report, gradcheck.GradcheckReport):
-            problems.append(f"{where} is a {type(report).__name__}, not the report course_pkg.gradcheck.gradcheck "
-                            "returns.")
-            continue
-        missing = [n for n in GRADCHECK_INPUTS if n not in report.errors]
+        errors, tol = stored
+        missing = [n for n in GRADCHECK_INPUTS if n not in errors]
         if missing:
             problems.append(f"{where} checks no gradient for {', '.join(missing)}: give gradcheck the gradients of "
                             f"all of {', '.join(GRADCHECK_INPUTS)} that your gru_step_backward returns.")
             continue
-        if report.tol > 1e-7:
-            problems.append(f"{where} was run with tolerance {report.tol:.0e}; keep gradcheck's default, 1e-07, "
+        if tol > 1e-7:
+            problems.append(f"{where} was run with tolerance {tol:.0e}; keep gradcheck's default, 1e-07, "
                             "which a correct float64 backward pass meets by orders of magnitude.")
             continue
-        failed = [f"{n} ({e:.1e})" for n, e in report.errors.items() if e > report.tol]
+        failed = [f"{n} ({e:.1e})" for n, e in errors.items() if not e <= tol]
         if failed:
             problems.append(f"{where}: the gradients of your gru_step_backward disagree with central differences "
-                            f"for {', '.join(failed)} (relative errors; tolerance {report.tol:.0e}).")
+                            f"for {', '.join(failed)} (relative errors; tolerance {tol:.0e}).")
+            continue
+        worst = max(worst, *errors.values())
     if problems:
         lines = ["", "gradient check:", *(f"  {p}" for p in problems),
                  "What the checks of the functions it runs say (on small examples, in both conventions):",
@@ -255,8 +263,7 @@ def check_gradient_reports(namespace):
                  "gradient you give, and which analytic gradient you compare with which input; then compare each "
                  "block of your backward pass with the equations, for the convention that fails."]
         raise AssertionError("\n".join(lines))
-    worst = max(namespace[n].max_error for n in GRADCHECK_REPORTS)
-    print(f"gradient check: both reports passed (largest relative error {worst:.1e}, tolerance 1e-07).")
+    print(f"gradient check: both reports passed (largest relative error {worst:.1e}, tolerance 1e-07).", file=out)
 
 
 # ---------------------------------------------------------------- mistakes (wrong versions, same signatures)
@@ -571,4 +578,5 @@ for _mistake in MISTAKES:
     REGISTRY.add_mistake(_mistake)
 for _mistake, _keys in SHARED_MISTAKES:
     REGISTRY.add_shared_mistake(_mistake, _keys)
-check, grade = REGISTRY.check, REGISTRY.grade
+REGISTRY.cell_checks["gradient_check"] = check_gradient_reports
+check = REGISTRY.check

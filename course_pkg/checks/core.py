@@ -97,6 +97,7 @@ class Registry:
         self.specs = {}
         self.references = {}
         self.mistakes = {}
+        self.cell_checks = {}  # key -> fn(namespace, out=None): a test cell that is not one function's check
 
     def add_spec(self, spec):
         if spec.key in self.specs:
@@ -122,9 +123,6 @@ class Registry:
 
     def check(self, key, namespace):
         return check(self, key, namespace)
-
-    def grade(self, key, namespace, seed, points):
-        return grade(self, key, namespace, seed, points)
 
     def add_mistake(self, mistake):
         if mistake.function not in self.specs:
@@ -245,8 +243,35 @@ class StudentCode:
 
     def __call__(self, name):
         if name == self.spec.name or name in self.spec.uses:
-            return _isolated(self.namespace[name], self.spec.isolate, self.registry)
+            fn = _isolated(self.namespace[name], self.spec.isolate, self.registry)
+
+            def student_function(*args, **kwargs):
+                from .cases import real_layers  # a Keras layer's description becomes the layer itself
+
+                return fn(*real_layers(args), **kwargs)
+
+            return student_function
         return self.registry.reference(name)
+
+
+def student_for(namespace, spec, registry):
+    """The resolver of the student's functions for one spec: in this process (StudentCode, the notebook's own
+    self-check), or whatever the namespace makes (the grader's namespace stands for a sandboxed worker)."""
+    make = getattr(namespace, "student", None)
+    return make(spec, registry) if make else StudentCode(namespace, spec, registry)
+
+
+def object_view(namespace, name, attrs):
+    """None if `name` is not defined, else (its type as "module.Class", {attr: value}) for the given attributes
+    (None where missing): what a check may read of an object the student's code made, here or in the grader's
+    worker."""
+    view = getattr(namespace, "view", None)
+    if view is not None:
+        return view(name, attrs)
+    if name not in namespace:
+        return None
+    obj = namespace[name]
+    return f"{type(obj).__module__}.{type(obj).__qualname__}", {a: getattr(obj, a, None) for a in attrs}
 
 
 def _mistake_resolver(mistake, registry):
@@ -269,7 +294,7 @@ def _copy_inputs(inputs):
 def _describe(a):
     if isinstance(a, np.ndarray):
         return f"an array of shape {a.shape} and dtype {a.dtype}"
-    return f"a {type(a).__name__}"
+    return f"a {getattr(a, 'type_name', type(a).__name__)}"  # type_name: an object left in the grader's worker
 
 
 def compare(spec, case, got, expected):
@@ -324,6 +349,8 @@ def diagnose(registry, spec, case, got):
 
 def _student_error(exc):
     """The exception and the student's own frames (cells), not the checker's."""
+    if hasattr(exc, "detail"):  # raised in the grader's sandboxed worker: it says where, in the student's code
+        return exc.detail()
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if "course_pkg" not in f.filename]
     where = ""
     if frames:
@@ -400,7 +427,7 @@ def function_summary(registry, namespace, cases):
     lines = []
     for key, key_cases in cases.items():
         spec = registry.spec(key)
-        student = StudentCode(namespace, spec, registry)
+        student = student_for(namespace, spec, registry)
         problem = student.problem()
         if problem:
             lines.append(f"  {key}: {problem}")
@@ -434,19 +461,3 @@ def check(registry, key, namespace):
     print(f"  Hidden checks run when your work is graded: random shapes, float64 and float32 ({TOLERANCE_TEXT}).")
 
 
-def grade(registry, key, namespace, seed, points):
-    """The hidden test: random cases from a private generator. Prints which cases failed and why (no test source);
-    returns the points earned (a float), which nbgrader takes as the cell's partial credit."""
-    spec = registry.spec(key)
-    name = spec.key
-    student = StudentCode(namespace, spec, registry)
-    problem = student.problem()
-    if problem:
-        print(f"{name}: hidden checks not run: {problem}\n{name}: 0 of {points:g} points")
-        return 0.0
-    results = [run_case(registry, spec, student, case) for case in hidden_cases(spec, seed)]
-    passed = sum(r.passed for r in results)
-    score = round(points * passed / len(results), 2)
-    print(_report(spec, results, f"{name}: {passed} of {len(results)} hidden checks passed -> "
-                                 f"{score:g} of {points:g} points"))
-    return score

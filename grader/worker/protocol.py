@@ -12,7 +12,7 @@ Values inside a header are JSON, with these tagged forms:
     {"$h": id, "type": name}      an object that stays in the worker (a student's cache of a custom class):
                                   the trusted side can only hand it back
     {"$f": id}            a function of the trusted side the worker may call back during the current call
-    {"$k": {...}}         a Keras layer to build in the worker (kind, units, input_dim, dtype, reset_after, weights)
+    {"$k": {...}}         a Keras layer to build in the worker (kind, units, input_dim, dtype, options, weights)
     {"$s": name}          a float that JSON cannot hold: "nan", "inf", "-inf"
 
 This module runs on both sides and is the only grader code the sandbox sees besides the harness. The reader enforces
@@ -58,14 +58,6 @@ class Callback:
         self.ident = int(ident)
 
 
-class KerasLayer:
-    """The description of a Keras layer that the worker builds (kind 'LSTM', 'GRU' or 'SimpleRNN')."""
-
-    def __init__(self, kind, units, input_dim, dtype, weights, reset_after=None):
-        self.kind, self.units, self.input_dim, self.dtype = kind, int(units), int(input_dim), str(dtype)
-        self.weights, self.reset_after = [np.asarray(w) for w in weights], reset_after
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Encoding
 
@@ -99,10 +91,9 @@ def encode(value, blobs, handle=None, callback=None, depth=0):
         return {"$d": [[k, encode(v, blobs, handle, callback, depth + 1)] for k, v in value.items()]}
     if isinstance(value, Handle):
         return {"$h": value.ident, "type": value.type_name}
-    if isinstance(value, KerasLayer):
-        return {"$k": {"kind": value.kind, "units": value.units, "input_dim": value.input_dim, "dtype": value.dtype,
-                       "reset_after": value.reset_after,
-                       "weights": [encode(w, blobs, depth=depth + 1) for w in value.weights]}}
+    if hasattr(value, "keras_description") and hasattr(value, "get_weights"):  # course_pkg.checks.cases
+        return {"$k": {**value.keras_description(),
+                       "weights": [encode(w, blobs, depth=depth + 1) for w in value.get_weights()]}}
     if callback is not None and callable(value) and not isinstance(value, type):
         return {"$f": callback(value)}
     if handle is not None:
