@@ -1,29 +1,29 @@
 """Autograde a whole class with stock nbgrader, so that no submission stops the grading of the others.
 
     python -m grader.classroom autograde [--course DIR] [--assignment ID ...] [--timeout SECONDS]
-                                                     [--submission-timeout SECONDS]
+                                         [--submission-timeout SECONDS] [--jobs N] [--unsafe-no-sandbox]
     python -m grader.classroom feedback [--course DIR] [--assignment ID ...]
     python -m grader.classroom export [--course DIR] [--to FILE]
 
-autograde, for each assignment:
-1. checks every submission <course>/submitted/<student>/<assignment>/ before nbgrader sees it: a notebook that is
+autograde:
+1. starts the sandbox pool (grader/sandbox.py): `jobs` warm slots; if the sandbox cannot be made it stops here,
+   before any submission is touched, and says why;
+2. checks every submission <course>/submitted/<student>/<assignment>/ before nbgrader sees it: a notebook that is
    not valid JSON or not an nbformat notebook, or expected notebooks missing (renamed: the .ipynb files found are
    named), cannot be graded; deleted and duplicated test cells are noted (the course's nbgrader configuration puts
    deleted ones back and grades the last copy of a duplicated one);
-2. runs `nbgrader autograde <assignment> --force` once for all the students left (one run is much faster than one
-   per student: nbgrader takes seconds to start), and watches its log: a submission that takes longer than the
-   wall-clock limit is stopped (nbgrader and its kernels), recorded, and nbgrader is started again for the students
-   not yet graded; so is a run that dies or stops on one submission;
-3. reads from each autograded notebook what happened in it (cells timed out, a kernel that died, cells not run,
+3. runs nbgrader's Autograde in this process for each submission left, `jobs` at once: the course's configuration
+   runs the student's cells in a sandboxed worker and scores the test cells in this process (SandboxExecute), so a
+   crash, an endless loop or an attack costs at most that submission;
+4. reads from each autograded notebook what happened in it (cells timed out, a worker that died, cells not run,
    output cut to the size limit);
-4. records a submission that could not be graded in the gradebook: 0 for each of its grades, the reason in its
+5. records a submission that could not be graded in the gradebook: 0 for each of its grades, the reason in its
    comments, the notebook flagged; submissions graded with problems are flagged too. Other students' grades are
    never touched, and submitted files are only read.
-It writes <course>/autograded/grading_report.csv (student, assignment, status, score, max_score, reason), keeps
-nbgrader's log in <course>/autograded/grading_logs/<assignment>.log, and prints a summary.
+It writes <course>/autograded/grading_report.csv (student, assignment, status, score, max_score, reason) and prints
+a summary.
 
-feedback runs `nbgrader generate_feedback <assignment> --force` (the course's configuration removes the hidden tests),
-export runs `nbgrader export` to a CSV file.
+feedback runs `nbgrader generate_feedback <assignment> --force`, export runs `nbgrader export` to a CSV file.
 """
 
 from __future__ import annotations
@@ -34,24 +34,24 @@ import contextlib
 import csv
 import dataclasses
 import json
+import logging
 import os
 import pathlib
-import queue
 import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
+import traceback
 import warnings
+
+from .sandbox import Pool, SandboxError
 
 REPORT_NAME = "grading_report.csv"
 REPORT_FIELDS = ("student", "assignment", "status", "score", "max_score", "reason")
 GRADED, WITH_PROBLEMS, NOT_GRADED = "graded", "graded-with-problems", "not-graded"
 
-# nbgrader's log lines (nbgrader 0.9.6) that mark the start and the successful end of one submission
-_STUDENT_LINE = re.compile(r"Creating/updating student with ID '(?P<student>.*?)'")
-_SUCCESS_LINE = "Setting destination file permissions"
 _EXCEPTION_LINE = re.compile(r"^\s*((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception)): (.+)$")
 
 
@@ -229,148 +229,79 @@ def inspect_submission(course, outcome, expected, max_bytes):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 2. nbgrader, watched
+# 2. nbgrader, in this process, `jobs` submissions at once on the sandbox pool
 
 
-def kill_tree(pid):
-    """Kill a process and all its descendants (the kernels run in sessions of their own)."""
-    import psutil
+class _ThreadLog(logging.Handler):
+    """The log lines of one thread (nbgrader's apps share one logger)."""
 
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.thread = threading.get_ident()
+        self.lines = []
+        self.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+
+    def emit(self, record):
+        if threading.get_ident() == self.thread:
+            self.lines.append(self.format(record))
+
+
+def autograde_one(course, assignment, student, overrides):
+    """Run nbgrader's Autograde for one submission here; None if it graded it, else why not. The student's code runs
+    in the sandbox (SandboxExecute), so nbgrader itself cannot be stopped or corrupted by it."""
+    from nbgrader.converters import Autograde
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    config = Config(course.config)
+    config.merge(overrides)
+    coursedir = CourseDirectory(config=config)
+    coursedir.root, coursedir.assignment_id, coursedir.student_id = str(course.root), assignment, student
+    app = Autograde(coursedir=coursedir, config=config)
+    app.force, app.create_student = True, True
+    handler = _ThreadLog()
+    app.log.addHandler(handler)
     try:
-        parent = psutil.Process(pid)
-        processes = parent.children(recursive=True) + [parent]
-    except psutil.NoSuchProcess:
-        return
-    for proc in processes:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(processes, timeout=10)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nbgrader's SQLAlchemy warnings, harmless
+            app.start()
+    except SandboxError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - nbgrader's own failure on this submission
+        return failure_reason(handler.lines + traceback.format_exception_only(type(exc), exc), None)
+    finally:
+        app.log.removeHandler(handler)
+    if any("database is locked" in line for line in handler.lines):
+        return "nbgrader failed: database is locked"
+    return None
 
 
-@dataclasses.dataclass
-class Run:
-    """One nbgrader process: the log lines of each submission it started, in order."""
-
-    chunks: list  # [(student, [lines])]
-    killed: str | None  # the student whose submission was stopped at the wall-clock limit
-    returncode: int | None
-
-
-def watch(command, cwd, env, limit, log):
-    """Run command; give each submission (from one "Creating/updating student" line to the next) `limit` seconds.
-
-    On the limit, the process and its kernels are killed. log: an open file that receives every line.
-    """
-    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=True)
-    lines = queue.Queue()
-
-    def read():
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=read, daemon=True).start()
-    chunks, killed, exited = [], None, None
-    current, started = [], time.monotonic()  # lines before the first student: nbgrader's start
-    chunks.append((None, current))
-    while True:
-        try:
-            line = lines.get(timeout=0.2)
-        except queue.Empty:
-            line = ""
-        if line is None:
-            break
-        if exited is None and proc.poll() is not None:
-            exited = time.monotonic()
-        if exited is not None and not line and time.monotonic() - exited > 5:
-            break  # a process the student's code left behind still holds the pipe open
-        if line:
-            log.write(line)
-            match = _STUDENT_LINE.search(line)
-            if match:
-                current, started = [], time.monotonic()
-                chunks.append((match["student"], current))
-            current.append(line.rstrip("\n"))
-        if time.monotonic() - started > limit and killed is None:
-            killed = chunks[-1][0] or "(nbgrader's start)"
-            log.write(f"[classroom] {killed}: over the limit of {limit:.0f} s: stopping nbgrader\n")
-            kill_tree(proc.pid)
-    proc.wait()
-    log.flush()
-    return Run([c for c in chunks if c[0] is not None], killed, proc.returncode)
-
-
-def failure_reason(lines, returncode, log_name):
+def failure_reason(lines, returncode, log_name="the log"):
     """Why nbgrader did not grade a submission, from its log lines for it."""
     exceptions = [m for m in map(_EXCEPTION_LINE.match, lines) if m]
     if exceptions:
         name, message = exceptions[-1].groups()
         return f"nbgrader failed: {name.rsplit('.', 1)[-1]}: {message.strip()}"
     for index, line in enumerate(lines):
-        if "| ERROR]" in line and "There was an error processing" not in line and "Please see" not in line:
+        if "ERROR]" in line and "There was an error processing" not in line and "Please see" not in line:
             text = line.split("]", 1)[1].strip()
             follow = [x.strip() for x in lines[index + 1:index + 3] if x.startswith(" ")]
             return "nbgrader failed: " + " ".join([text, *follow]).strip()
-    if returncode is not None and returncode < 0:
-        return f"nbgrader was stopped by signal {-returncode} on this submission (out of memory?)"
     return f"nbgrader did not grade it (see {log_name})"
 
 
-def autograde_students(students, command_for, cwd, env, limit, log, log_name):
-    """Grade `students` in as few nbgrader runs as possible: {student: None (graded) or why not}.
-
-    command_for(students) -> the command that grades exactly those students.
-    """
-    results, pending = {}, sorted(students)
-    runs = 0
-    while pending:
-        runs += 1
-        run = watch(command_for(pending), cwd, env, limit, log)
-        progress = False
-        for student, lines in run.chunks:
-            if student not in pending:
-                continue
-            pending.remove(student)
-            progress = True
-            if any(_SUCCESS_LINE in line for line in lines):
-                results[student] = None
-            elif student == run.killed:
-                results[student] = f"stopped after the wall-clock limit of {limit:.0f} s per submission"
-            else:
-                results[student] = failure_reason(lines, run.returncode, log_name)
-        if not progress:  # nbgrader stopped before any submission: no point in starting it again
-            why = (f"nbgrader stopped before grading (exit code {run.returncode}; see {log_name})"
-                   if run.killed is None else f"nbgrader did not start within {limit:.0f} s")
-            for student in pending:
-                results[student] = why
-            break
-    return results, runs
-
-
-def run_jobs(students, jobs, command_for, cwd, limit, log_path):
-    """autograde_students on `jobs` groups of students at once (nbgrader runs in parallel; the gradebook is SQLite,
-    which serialises their writes). Logs: log_path, or log_path with .1, .2 ... before the suffix."""
-    groups = [g for g in (sorted(students)[k::max(1, jobs)] for k in range(max(1, jobs))) if g]
-    results, runs, lock = {}, 0, threading.Lock()
-
-    def grade(index, group):
-        nonlocal runs
-        path = log_path if len(groups) == 1 else log_path.with_suffix(f".{index + 1}{log_path.suffix}")
-        with open(path, "w") as log:
-            done, n = autograde_students(group, command_for, cwd, _env(), limit, log, os.path.relpath(path, cwd))
-        with lock:
-            results.update(done)
-            runs += n
-
-    threads = [threading.Thread(target=grade, args=(i, g)) for i, g in enumerate(groups)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results, runs
+def run_jobs(course, assignment, students, jobs, overrides):
+    """{student: None (graded) or why not}, `jobs` submissions at once (the gradebook serialises the writes; a
+    submission that met a locked gradebook is graded again, alone)."""
+    results = {}
+    with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
+        futures = {pool.submit(autograde_one, course, assignment, s, overrides): s for s in sorted(students)}
+        for future in concurrent.futures.as_completed(futures):
+            results[futures[future]] = future.result()
+    for student, why in sorted(results.items()):
+        if why and "database is locked" in why:
+            results[student] = autograde_one(course, assignment, student, overrides)
+    return results
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -381,7 +312,7 @@ def notebook_notes(path):
     """Problems GuardedExecute, nbgrader's timeout and the output limits left in an autograded notebook."""
     import nbformat
 
-    from course_pkg.checks import nbgrader_ext as ext
+    from . import nbgrader_ext as ext
 
     nb = nbformat.read(str(path), as_version=4)
     notes, cut = [], []
@@ -494,56 +425,33 @@ def known_assignments(course):
         return [a.name for a in gb.assignments]
 
 
-def autograde_assignment(course, assignment, options, say):
-    """Grade every submission of one assignment; return the Outcomes."""
+def prepare_assignment(course, assignment, options):
+    """The Outcomes of one assignment's submissions, with those that cannot be graded already decided."""
     students = sorted(p.parent.name for p in course.path("submitted").glob(f"*/{assignment}") if p.is_dir())
     outcomes = {s: Outcome(s, assignment) for s in students}
     if assignment not in known_assignments(course):
         for o in outcomes.values():
             o.problem = f"assignment {assignment} is not in the gradebook (run nbgrader generate_assignment first)"
-        return list(outcomes.values())
+        return outcomes, []
     expected = expected_notebooks(course, assignment)
-    names = [e.name for e in expected]
     for outcome in outcomes.values():
         if re.search(r"[,*?\[\]]", outcome.student):  # nbgrader reads student ids as globs and lists
             outcome.problem = f"the folder name {outcome.student!r} cannot be a student id for nbgrader (,*?[])"
             continue
         inspect_submission(course, outcome, expected, options.max_notebook_mb * 1e6)
-    batch = [s for s in students if outcomes[s].problem is None]
+    return outcomes, expected
 
-    logs = course.path("autograded") / "grading_logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"{assignment}.log"
-    limit = options.submission_timeout
-    settings = ["--force", "--log-level=INFO"]
+
+def overrides(options):
+    """Configuration for this run on top of the course's nbgrader_config.py."""
+    from traitlets.config import Config
+
+    config = Config()
     if options.timeout is not None:
-        settings.append(f"--Execute.timeout={options.timeout}")
-    if options.submission_timeout_given:  # the notebook's own budget ends first, so what ran is still graded
-        settings.append(f"--GuardedExecute.notebook_timeout={max(1, int(0.8 * limit))}")
-
-    def command_for(chosen):
-        excluded = sorted(set(students) - set(chosen))
-        exclude = [f"--CourseDirectory.student_id_exclude={','.join(excluded)}"] if excluded else []
-        return _nbgrader("autograde", assignment, *settings, *exclude)
-
-    for old in logs.glob(f"{assignment}.*log"):  # the previous run's
-        old.unlink()
-    results, runs = run_jobs(batch, options.jobs, command_for, course.root, limit, log_path)
-    locked = [s for s, why in results.items() if why and "database is locked" in why]
-    if locked:  # two nbgrader runs wrote to the gradebook at once: those students again, alone
-        again, more = run_jobs(locked, 1, command_for, course.root, limit, log_path.with_suffix(".retry.log"))
-        results.update(again)
-        runs += more
-
-    with _GRADEBOOK_WRITES:
-        _record(course, assignment, outcomes, results, names)
-    say(f"{assignment}: {len(students)} submission(s), {len(batch)} given to nbgrader in {runs} run(s); "
-        f"logs: {os.path.relpath(logs, course.root)}/{assignment}*.log")
-    return list(outcomes.values())
-
-
-# Two assignments graded side by side must not write to the SQLite gradebook at once from this process.
-_GRADEBOOK_WRITES = threading.Lock()
+        config.SandboxExecute.cell_timeout = float(options.timeout)
+    if options.submission_timeout_given:
+        config.SandboxExecute.notebook_timeout = float(options.submission_timeout)
+    return config
 
 
 def _record(course, assignment, outcomes, results, names):
@@ -566,19 +474,46 @@ def _record(course, assignment, outcomes, results, names):
 
 
 def cmd_autograde(options, say=print):
+    from . import pool as shared_pool
+
     start = time.monotonic()
     course = Course.load(options.course)
     assignments = options.assignment or [a for a in submitted_assignments(course)]
     if not assignments:
         say(f"No submissions under {course.path('submitted')}")
         return 0
-    # The assignments run side by side, `jobs` nbgrader runs in all: a small class (one late student) then takes the
-    # time of its slowest assignment, not of all three in a row; a large one splits each assignment's students too.
-    workers = max(1, min(options.jobs, len(assignments)))
-    per_assignment = argparse.Namespace(**{**vars(options), "jobs": max(1, options.jobs // workers)})
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        graded = list(pool.map(lambda a: autograde_assignment(course, a, per_assignment, say), assignments))
-    outcomes = [o for assignment_outcomes in graded for o in assignment_outcomes]
+    try:  # before any submission is touched: no sandbox, no grading
+        sandboxes = Pool(options.jobs, unsafe_no_sandbox=options.unsafe_no_sandbox).start()
+    except SandboxError as exc:
+        say(f"Cannot grade: {exc}")
+        return 2
+    if options.unsafe_no_sandbox:
+        say("WARNING: --unsafe-no-sandbox: the students' code runs without the sandbox and can read this course "
+            "folder and use the network (scores still come from the grader).")
+    say(f"Sandbox pool: {len(sandboxes.slots)} slot(s) ready in {sandboxes.start_seconds:.1f} s")
+    shared_pool.use(sandboxes)
+    try:
+        prepared = {a: prepare_assignment(course, a, options) for a in assignments}
+        jobs = [(a, s) for a, (outcomes, _) in prepared.items() for s, o in sorted(outcomes.items())
+                if o.problem is None]
+        config = overrides(options)
+        results = {}
+        with concurrent.futures.ThreadPoolExecutor(max(1, options.jobs)) as threads:
+            futures = {threads.submit(autograde_one, course, a, s, config): (a, s) for a, s in jobs}
+            for future in concurrent.futures.as_completed(futures):
+                results[futures[future]] = future.result()
+        for job, why in sorted(results.items()):
+            if why and "database is locked" in why:  # two threads met at the gradebook: again, alone
+                results[job] = autograde_one(course, *job, config)
+    finally:
+        shared_pool.use(None)
+        sandboxes.stop()
+    outcomes = []
+    for assignment, (assignment_outcomes, expected) in prepared.items():
+        done = {s: why for (a, s), why in results.items() if a == assignment}
+        _record(course, assignment, assignment_outcomes, done, [e.name for e in expected])
+        outcomes += list(assignment_outcomes.values())
+        say(f"{assignment}: {len(assignment_outcomes)} submission(s), {len(done)} given to nbgrader")
     report = write_report(course, outcomes)
     seconds = time.monotonic() - start
     counts = {status: sum(o.status == status for o in outcomes) for status in (GRADED, WITH_PROBLEMS, NOT_GRADED)}
@@ -641,11 +576,13 @@ def parser():
     grade.add_argument("--timeout", type=int, default=None,
                        help="seconds per cell before it is interrupted (default: Execute.timeout in the config)")
     grade.add_argument("--submission-timeout", type=float, default=None,
-                       help="wall-clock seconds per submission before nbgrader is stopped (default 600; when given, "
-                            "the notebook's own time budget becomes 80%% of it)")
+                       help="seconds for one notebook's cells (default: SandboxExecute.notebook_timeout in the "
+                            "config); later cells are not run")
     grade.add_argument("--jobs", type=int, default=2,
-                       help="nbgrader runs at once, each grading a share of the students (default 2: on two cores "
-                            "this grades a class in about 0.6 of the time of one run)")
+                       help="submissions graded at once, each in a sandbox slot of its own (default 2)")
+    grade.add_argument("--unsafe-no-sandbox", action="store_true",
+                       help="run the students' code WITHOUT the sandbox (it can then read the course folder and use "
+                            "the network); only for trying the course on a machine without bubblewrap")
     grade.add_argument("--max-notebook-mb", type=float, default=500, help="larger notebooks are not graded")
     feedback = sub.add_parser("feedback", parents=[common], help="nbgrader generate_feedback for everything autograded")
     feedback.add_argument("--assignment", nargs="+", help="assignment ids (default: every autograded one)")

@@ -286,21 +286,23 @@ class SandboxExecute(NbGraderPreprocessor):
     notebook_timeout = Float(300.0, help="seconds for the whole notebook; later cells are not run").tag(config=True)
     max_restarts = Integer(2, help="new workers after a crash or a time limit, per notebook").tag(config=True)
     workers = Integer(1, help="sandbox slots of a pool started by this process").tag(config=True)
+    checks_package = Unicode("course_pkg.checks", help="the package whose module <assignment> holds the assignment's "
+                                                       "checks (its REGISTRY)").tag(config=True)
     unsafe_no_sandbox = Bool(False, help="run students' code WITHOUT the sandbox (their code can then read the "
                                          "course folder and use the network); scores still come from the "
                                          "grader").tag(config=True)
 
     def preprocess(self, nb, resources):
-        from course_pkg.checks import registry as registry_of
+        import importlib
 
         from . import engine, pool, secret
 
-        info = resources["nbgrader"]
-        assignment = info["assignment"]
+        assignment = resources["nbgrader"]["assignment"]
         try:
-            registry = registry_of(assignment)
+            registry = importlib.import_module(f"{self.checks_package}.{assignment}").REGISTRY
         except ModuleNotFoundError:
-            raise ValueError(f"the grader has no checks for the assignment {assignment!r}") from None
+            raise ValueError(f"the grader has no checks for the assignment {assignment!r} "
+                             f"(no module {self.checks_package}.{assignment})") from None
         root = self.config.CourseDirectory.get("root") or "."
         key = secret.load(root)
         limits = engine.Limits(self.cell_timeout, self.call_timeout, self.notebook_timeout, self.max_restarts)

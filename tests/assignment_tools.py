@@ -1,8 +1,10 @@
-"""Run an assignment's source notebook in this process, the way nbgrader's autograder would score it, but in
-milliseconds: for the tests of the checks and of the mistake library (tests/test_assignment_*.py).
+"""Run an assignment's source notebook in this process, scored as the grader scores it, but in milliseconds: for the
+tests of the checks and of the mistake library (tests/test_assignment_*.py).
 
-Each code cell runs in one namespace (__name__ == "__main__", as in a kernel); a grade cell's score is 0 if it raises,
-the value of its last expression if that is a number (nbgrader's partial credit), otherwise its points.
+Each ordinary code cell runs in one namespace (__name__ == "__main__", as in a kernel). A test cell is not run: it is
+scored by grader.scoring.grade_cell on that namespace, as grader.engine scores it on a sandboxed worker's (the
+functions are then called here rather than in the sandbox: the end-to-end tests cover that path), with hidden seeds
+from TEST_SECRET.
 """
 
 import ast
@@ -13,6 +15,11 @@ import pathlib
 import re
 
 import nbformat
+
+from course_pkg.checks import registry
+from grader import scoring, secret
+
+TEST_SECRET = b"the in-process tests' course secret"
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "assignments" / "source"
@@ -51,14 +58,11 @@ def inject(nb, grade_id, old, new):
     return nb
 
 
-# the last line of a test cell's hidden block: the checker's call, with the cell's seed and points
-HIDDEN_CALL = re.compile(r'^_grade\("(?P<key>\w+)", globals\(\), seed=(?P<seed>\d+), points=(?P<points>[\d.]+)\)$')
 SOLUTION_REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION[^\n]*$", re.S | re.M)
 
 
 def student_version(nb):
-    """What nbgrader's generate_assignment makes of the solution regions (the hidden tests stay: the autograder
-    puts them back before grading)."""
+    """What nbgrader's generate_assignment makes of the solution regions."""
     nb = nbformat.from_dict(nb)
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -86,27 +90,39 @@ def _run(source, ns):
     return value, out.getvalue()
 
 
+def seed_for(assignment):
+    return lambda key: secret.seed(TEST_SECRET, assignment, key)
+
+
 def run_in_process(nb, skip=lambda cell: False):
     """grade_id -> CellRun for every autograded test cell; other cells just run (skip(cell) True: not run)."""
+    assignment = nb.metadata.get("course_assignment") or _assignment_of(nb)
+    checks = registry(assignment)
     ns = {"__name__": "__main__"}
     results = {}
     for cell in nb.cells:
         if cell.cell_type != "code" or skip(cell):
             continue
         meta = nbgrader_meta(cell)
-        graded_test = meta.get("grade") and not meta.get("solution")
-        try:
-            value, out = _run(cell.source, ns)
-        except Exception as exc:  # noqa: BLE001 - a failing cell is what we measure
-            if not graded_test:
-                continue
-            results[meta["grade_id"]] = CellRun(0.0, f"{type(exc).__name__}: {exc}")
+        if meta.get("grade") and not meta.get("solution"):
+            result = scoring.grade_cell(checks, meta["grade_id"], float(meta["points"]), ns, seed_for(assignment))
+            output = result.text if result.error is None else f"{result.text}\nAssertionError: {result.error}"
+            results[meta["grade_id"]] = CellRun(result.score, output)
             continue
-        if graded_test:
-            points = float(meta["points"])
-            score = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else points
-            results[meta["grade_id"]] = CellRun(score, out)
+        try:
+            _run(cell.source, ns)
+        except Exception:  # noqa: BLE001 - a failing cell is what we measure (its test cells say so)
+            continue
     return results
+
+
+def _assignment_of(nb):
+    """The assignment whose checks a notebook's set-up cell imports (from course_pkg.checks.<id> import check)."""
+    for cell in nb.cells:
+        match = re.search(r"from course_pkg\.checks\.(\w+) import", cell.source)
+        if match:
+            return match[1]
+    raise AssertionError("the notebook imports no course_pkg.checks module")
 
 
 def run_until(nb, grade_id):
@@ -119,15 +135,3 @@ def run_until(nb, grade_id):
         if nbgrader_meta(cell).get("grade_id") == grade_id:
             return out
     raise AssertionError(f"no code cell {grade_id!r}")
-
-
-def hidden_seeds(nb):
-    """key -> the seed of its hidden call, read from the notebook's test cells that have a hidden block."""
-    seeds = {}
-    for cell in nb.cells:
-        if "### END HIDDEN TESTS" in cell.source:
-            call = cell.source.split("### END HIDDEN TESTS")[0].rstrip().splitlines()[-1]
-            match = HIDDEN_CALL.match(call)
-            assert match, f"{nbgrader_meta(cell).get('grade_id')}: hidden block does not end with the _grade call"
-            seeds[match["key"]] = int(match["seed"])
-    return seeds
