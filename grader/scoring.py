@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import io
 
-from course_pkg.checks.core import _report, hidden_cases, run_case, student_for
+import numpy as np
+
+from course_pkg.checks.core import _copy_inputs, _report, _student_error, hidden_cases, run_case, student_for
 
 PREFIX = "test_"
 
@@ -61,5 +63,72 @@ def grade_cell(registry, grade_id, points, namespace, seed_for):
             registry.cell_checks[key](namespace, out=out)
         except AssertionError as exc:
             return CellResult(out.getvalue(), 0.0, str(exc))
+        disagree = gradient_agreement(registry, namespace)
+        if disagree:  # the stored results say the gradients agree; the functions themselves say otherwise
+            return CellResult(out.getvalue(), 0.0, "\n".join([
+                "The results your gradient check stored pass, but the grader's own gradient check of your functions "
+                "(central differences of your forward pass against your backward pass, on the notebook's small "
+                "examples) does not:", *(f"  - {line}" for line in disagree)]))
         return CellResult(out.getvalue().rstrip("\n"), float(points))
     return CellResult("", 0.0, f"the grader has no check for the test cell {grade_id!r} of {registry.assignment}")
+
+
+AGREEMENT_TOL = 1e-5  # relative error; a consistent float64 pair is near 1e-9, an inconsistent one near 1
+
+
+def _relative_error(a, b):
+    denom = np.linalg.norm(a) + np.linalg.norm(b)
+    return 0.0 if denom == 0 else float(np.linalg.norm(a - b) / denom)
+
+
+def gradient_agreement(registry, namespace, eps=1e-6):
+    """Sentences naming each gradient of the student's backward pass that disagrees with central differences of
+    the student's own forward pass, on registry.gradient_cases() ({(forward key, backward key): [Case]}); empty when
+    they agree. A stored gradient check is the student's word; this is the grader's own measurement of the same
+    property (no isolation: both passes are entirely the student's)."""
+    problems = []
+    for (fwd, bwd), cases in registry.gradient_cases().items():
+        fspec = dataclasses.replace(registry.spec(fwd), isolate=(), uses=())
+        bspec = dataclasses.replace(registry.spec(bwd), isolate=())
+        forward, backward = student_for(namespace, fspec, registry), student_for(namespace, bspec, registry)
+        problem = forward.problem() or backward.problem()
+        if problem:
+            problems.append(problem)
+            continue
+        for case in cases:
+            problems += _disagreements(fspec, bspec, forward, backward, case, eps)
+    return problems
+
+
+def _disagreements(fspec, bspec, forward, backward, case, eps):
+    inputs = _copy_inputs(case.inputs)
+
+    def loss(values):
+        outputs = fspec.run(forward, _copy_inputs(values))
+        return sum(float(np.sum(np.asarray(o, dtype=np.float64) * values["d" + name]))
+                   for name, o in zip(fspec.outputs, outputs) if "d" + name in values)
+
+    try:
+        analytic = bspec.run(backward, _copy_inputs(inputs))
+        found = []
+        for gname, g in zip(bspec.outputs, analytic):
+            x = inputs[gname[1:]]
+            if not isinstance(g, np.ndarray) or g.shape != x.shape:
+                found.append(f"{bspec.name} returned {gname} of the wrong kind or shape on {case.label}")
+                continue
+            numerical = np.zeros_like(x)
+            for index in np.ndindex(x.shape):
+                saved = x[index]
+                x[index] = saved + eps
+                up = loss(inputs)
+                x[index] = saved - eps
+                down = loss(inputs)
+                x[index] = saved
+                numerical[index] = (up - down) / (2 * eps)
+            err = _relative_error(g.astype(np.float64), numerical)
+            if not err < AGREEMENT_TOL:
+                found.append(f"{gname} from your {bspec.name} is not the gradient of your {fspec.name} "
+                             f"({case.label}: relative error {err:.1e})")
+        return found
+    except Exception as exc:  # noqa: BLE001 - the student's code raised or its worker died
+        return [f"{fspec.name} and {bspec.name} could not be run on {case.label}: {_student_error(exc)}"]

@@ -347,3 +347,7 @@ def check_gradient_errors(namespace, tol=GRADIENT_CHECK_TOL, out=None):
 
 
 REGISTRY.cell_checks["gradient_check"] = check_gradient_errors
+REGISTRY.gradient_cases = lambda: {
+    ("rnn_step_forward", "rnn_step_backward"): [REGISTRY.spec("rnn_step_backward").visible_case()],
+    ("rnn_forward", "rnn_backward"): [REGISTRY.spec("rnn_backward").visible_case()],
+}

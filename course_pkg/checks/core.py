@@ -98,6 +98,9 @@ class Registry:
         self.references = {}
         self.mistakes = {}
         self.cell_checks = {}  # key -> fn(namespace, out=None): a test cell that is not one function's check
+        # {(forward key, backward key): [Case]}: where the grader measures that the student's backward pass is the
+        # gradient of the student's forward pass (behind a gradient check cell)
+        self.gradient_cases = dict
 
     def add_spec(self, spec):
         if spec.key in self.specs:
