@@ -94,6 +94,26 @@ def seed_for(assignment):
     return lambda key: secret.seed(TEST_SECRET, assignment, key)
 
 
+def is_test_cell(cell):
+    """An autograded test cell (the grader scores it; it is never run while grading)."""
+    meta = nbgrader_meta(cell)
+    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def namespace_after(nb):
+    """The namespace the notebook's ordinary code cells leave (test cells not run, failing cells skipped, as
+    run_in_process runs them): what the grader's checks call the student's functions in."""
+    ns = {"__name__": "__main__"}
+    for cell in nb.cells:
+        if cell.cell_type != "code" or is_test_cell(cell):
+            continue
+        try:
+            _run(cell.source, ns)
+        except Exception:  # noqa: BLE001 - as in run_in_process
+            continue
+    return ns
+
+
 def run_in_process(nb, skip=lambda cell: False):
     """grade_id -> CellRun for every autograded test cell; other cells just run (skip(cell) True: not run)."""
     assignment = nb.metadata.get("course_assignment") or _assignment_of(nb)
@@ -104,7 +124,7 @@ def run_in_process(nb, skip=lambda cell: False):
         if cell.cell_type != "code" or skip(cell):
             continue
         meta = nbgrader_meta(cell)
-        if meta.get("grade") and not meta.get("solution"):
+        if is_test_cell(cell):
             result = scoring.grade_cell(checks, meta["grade_id"], float(meta["points"]), ns, seed_for(assignment))
             output = result.text if result.error is None else f"{result.text}\nAssertionError: {result.error}"
             results[meta["grade_id"]] = CellRun(result.score, output)

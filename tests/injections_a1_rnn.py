@@ -1,9 +1,10 @@
 """The mistakes of course_pkg.checks.a1_rnn, each injected into the source solution of a1_rnn by one replacement.
 
 INJECTIONS: (mistake_id, grade_id of the solution cell, old, new, {test cell grade_id: expected score}), listing only
-the test cells that lose points. The expected scores were computed by the checker on the hidden seeds of the source
-notebook and are kept as regression values. A cell whose visible check fails scores 0 (its hidden part never runs),
-which is why most losses are whole cells. Losses beyond the mistake's own cell: a backward check runs on the cache of
+the test cells that lose points. The expected scores are what the grader gives (grader.scoring, through
+assignment_tools.run_in_process, on hidden cases drawn from assignment_tools.TEST_SECRET): a cell whose visible check
+fails scores 0 (its hidden cases are not run), which is why most losses are whole cells; the one partial score is a
+share of hidden cases that does not depend on the secret (the two float32 cases of six). Losses beyond the mistake's own cell: a backward check runs on the cache of
 the student's own forward (test_rnn_step_backward, test_rnn_backward), and the gradient check the student runs
 (test_gradient_check) fails whenever a forward, a backward or the numerical gradient it relies on is wrong.
 """

@@ -1,13 +1,21 @@
-"""The checker behind the assignments (course_pkg.checks.core), on the simple RNN's checks: what it accepts, what it
-refuses, and that its hidden cases come from a generator the student's code cannot steer."""
+"""The checker behind the assignments (course_pkg.checks.core) and the grader's scoring of a test cell
+(grader.scoring), on the simple RNN's checks, in this process: what they accept, what they refuse, and that the
+hidden cases come from a generator the student's code cannot steer."""
 
 import numpy as np
 import pytest
 
+import assignment_tools as at
 from course_pkg import rnn
 from course_pkg.checks import a1_rnn, core
+from grader import scoring
 
 REG = a1_rnn.REGISTRY
+
+
+def grade(key, ns, seed, points):
+    """The CellResult of the test cell test_<key>, as the grader scores it (visible example, then hidden cases)."""
+    return scoring.grade_check(REG, key, ns, seed, points)
 
 
 def own_step(x_t, h_prev, W, U, b):
@@ -53,10 +61,14 @@ def test_hidden_cases_mix_dtypes_and_square_shapes():
 def test_own_code_gets_full_points(capsys):
     ns = namespace(rnn_step_forward=own_step)
     a1_rnn.check("rnn_step_forward", ns)
-    assert a1_rnn.grade("rnn_step_forward", ns, seed=1, points=2) == 2.0
-    out = capsys.readouterr().out
-    assert "6 of 6 hidden checks passed" in out
-    assert "seed" not in out and "grade(" not in out  # the report says nothing of the hidden cell's code
+    assert "visible check on the small example" in capsys.readouterr().out
+    seed = 0x5EC2E7_5EED_0F_C0DE
+    result = grade("rnn_step_forward", ns, seed=seed, points=2)
+    assert result.score == 2.0 and result.error is None
+    assert "visible check on the small example" in result.text and "6 of 6 hidden checks passed" in result.text
+    assert "2 of 2 points" in result.text
+    # the report says nothing of how the hidden cases are made
+    assert str(seed) not in result.text and "seed" not in result.text.lower() and "grade" not in result.text
 
 
 @pytest.mark.parametrize("borrow", [
@@ -67,8 +79,8 @@ def test_reference_in_place_of_own_code_is_refused(borrow, capsys):
     ns = namespace(rnn_step_forward=borrow(), rnn=rnn)
     with pytest.raises(AssertionError, match="course_pkg's reference implementation"):
         a1_rnn.check("rnn_step_forward", ns)
-    assert a1_rnn.grade("rnn_step_forward", ns, seed=1, points=2) == 0.0
-    assert "course_pkg" in capsys.readouterr().out
+    result = grade("rnn_step_forward", ns, seed=1, points=2)
+    assert result.score == 0.0 and "course_pkg's reference implementation" in result.error
 
 
 def test_import_of_reference_inside_function_is_refused():
@@ -93,8 +105,11 @@ def test_isolation_a_wrong_step_does_not_cost_the_sequence_points():
     ns = namespace(rnn_step_forward=wrong_step, rnn_forward=own_forward)
     own_forward.__globals__["rnn_step_forward"] = wrong_step  # what the student's rnn_forward would call
     try:
-        assert a1_rnn.grade("rnn_forward", ns, seed=3, points=2) == 2.0
-        assert a1_rnn.grade("rnn_step_forward", ns, seed=3, points=2) == 0.0
+        spec = REG.spec("rnn_forward")
+        unisolated = core.run_case(REG, spec, lambda name: ns.get(name) or REG.reference(name), spec.visible_case())
+        assert not unisolated.passed  # the student's rnn_forward, run as written, fails with its step
+        assert grade("rnn_forward", ns, seed=3, points=2).score == 2.0
+        assert grade("rnn_step_forward", ns, seed=3, points=2).score == 0.0
     finally:
         del own_forward.__globals__["rnn_step_forward"]
 
@@ -103,9 +118,9 @@ def test_float32_inputs_must_give_float32_outputs(capsys):
     def upcasting(x_t, h_prev, W, U, b):
         return np.tanh(x_t.astype(np.float64) @ W + h_prev @ U + b), None
 
-    score = a1_rnn.grade("rnn_step_forward", namespace(rnn_step_forward=upcasting), seed=5, points=3)
-    assert score == 2.0  # the four float64 cases pass, the two float32 cases fail
-    assert "expected dtype float32" in capsys.readouterr().out
+    result = grade("rnn_step_forward", namespace(rnn_step_forward=upcasting), seed=5, points=3)
+    assert result.score == 2.0 and result.error is None  # the four float64 cases pass, the two float32 cases fail
+    assert "4 of 6 hidden checks passed" in result.text and "expected dtype float32" in result.text
 
 
 def test_exception_in_student_code_is_reported_with_its_line(capsys):
@@ -114,15 +129,16 @@ def test_exception_in_student_code_is_reported_with_its_line(capsys):
 
     with pytest.raises(AssertionError, match="NotImplementedError"):
         a1_rnn.check("rnn_step_forward", namespace(rnn_step_forward=broken))
-    assert a1_rnn.grade("rnn_step_forward", namespace(rnn_step_forward=broken), seed=5, points=3) == 0.0
-    assert "raise NotImplementedError()" in capsys.readouterr().out
+    result = grade("rnn_step_forward", namespace(rnn_step_forward=broken), seed=5, points=3)
+    assert result.score == 0.0 and "raise NotImplementedError()" in result.error
 
 
 def test_endless_recursion_is_a_failed_case_not_a_crash():
     def loop(x_t, h_prev, W, U, b):
         return loop(x_t, h_prev, W, U, b)
 
-    assert a1_rnn.grade("rnn_step_forward", namespace(rnn_step_forward=loop), seed=5, points=3) == 0.0
+    result = grade("rnn_step_forward", namespace(rnn_step_forward=loop), seed=5, points=3)
+    assert result.score == 0.0 and "RecursionError" in result.error
 
 
 def test_non_finite_and_wrong_shape_outputs_are_described():
@@ -152,7 +168,8 @@ def test_student_inputs_mutation_does_not_corrupt_the_reference():
         W *= 0  # a student who overwrites an argument must not change the expected values
         return out, None
 
-    assert a1_rnn.grade("rnn_step_forward", namespace(rnn_step_forward=mutating), seed=9, points=1) == 1.0
+    result = grade("rnn_step_forward", namespace(rnn_step_forward=mutating), seed=9, points=1)
+    assert result.score == 1.0 and result.error is None
 
 
 def test_registry_rejects_duplicates_and_orphan_mistakes():
@@ -184,9 +201,84 @@ def test_helpers_from_course_pkg_activations_are_allowed():
     a1_rnn.check("rnn_step_forward", ns)
 
 
-def test_no_mistake_hint_when_the_code_only_raised(capsys):
+def test_no_mistake_hint_when_the_code_only_raised():
     def broken(x_t, h_prev, W, U, b):
         raise NotImplementedError()
 
-    a1_rnn.grade("rnn_step_forward", namespace(rnn_step_forward=broken), seed=5, points=3)
-    assert "No common mistake" not in capsys.readouterr().out
+    def wrong(x_t, h_prev, W, U, b):
+        return np.tanh(x_t @ W + h_prev @ U + b) + 0.5, None  # a wrong value that no mistake of the library makes
+
+    result = grade("rnn_step_forward", namespace(rnn_step_forward=broken), seed=5, points=3)
+    assert "NotImplementedError" in result.error and "No common mistake" not in result.error
+    result = grade("rnn_step_forward", namespace(rnn_step_forward=wrong), seed=5, points=3)
+    assert "No common mistake" in result.error  # the hint is there when outputs were compared
+
+
+def test_a_failing_visible_example_makes_the_cell_an_error_without_hidden_cases():
+    """As the old notebooks' check() before grade(): the hidden cases run only when the small example passes."""
+    def no_bias(x_t, h_prev, W, U, b):
+        return np.tanh(x_t @ W + h_prev @ U), None
+
+    result = grade("rnn_step_forward", namespace(rnn_step_forward=no_bias), seed=5, points=3)
+    assert result.score == 0.0 and result.text == ""
+    assert "visible check on the small example" in result.error and "[rnn-missing-bias]" in result.error
+    assert "hidden checks" not in result.error
+
+
+def test_partial_credit_is_the_share_of_hidden_cases_passed():
+    """A function right on float64 and on D == H only: the score counts exactly the hidden cases it passes."""
+    def right_when_square(x_t, h_prev, W, U, b):
+        h = np.tanh(x_t @ W + h_prev @ U + b)
+        return (h if x_t.shape[1] == h_prev.shape[1] else h + 1.0), None
+
+    seed = 11
+    cases = core.hidden_cases(REG.spec("rnn_step_forward"), seed)
+    passed = sum(c.inputs["x_t"].shape[1] == c.inputs["h_prev"].shape[1] for c in cases)
+    assert 0 < passed < len(cases)
+    result = grade("rnn_step_forward", namespace(rnn_step_forward=right_when_square), seed=seed, points=3)
+    assert result.error is None and result.score == round(3 * passed / len(cases), 2)
+    assert f"{passed} of {len(cases)} hidden checks passed" in result.text
+
+
+def test_grade_cell_scores_checks_and_cell_checks_by_grade_id():
+    ns = namespace(rnn_step_forward=own_step)
+    seeds = []
+    result = scoring.grade_cell(REG, "test_rnn_step_forward", 2.0, ns, lambda key: seeds.append(key) or 1)
+    assert seeds == ["rnn_step_forward"] and result.score == 2.0
+    # a cell check: a1's gradient check, on the relative errors the student's cell stored and on the student's own
+    # forward and backward passes (here the solutions of the source notebook), which the grader differentiates too
+    good = {"step_errors": dict.fromkeys(["x_t", "h_prev", "W", "U", "b"], 1e-10),
+            "errors": dict.fromkeys(["x", "h0", "W", "U", "b"], 2e-10)}
+    solutions = at.namespace_after(at.load("a1_rnn"))
+    assert scoring.key_of("test_gradient_check") == "gradient_check" and "gradient_check" in REG.cell_checks
+    result = scoring.grade_cell(REG, "test_gradient_check", 1.0, {**solutions, **good}, lambda key: 1)
+    assert result.score == 1.0 and result.error is None and "all 10 relative errors" in result.text
+    result = scoring.grade_cell(REG, "test_gradient_check", 1.0,
+                                {**solutions, **good, "errors": {**good["errors"], "U": 3e-4}}, lambda key: 1)
+    assert result.score == 0.0 and "errors['U'] = 3.00e-04" in result.error
+    # stored results that pass, without the functions they claim to check: not enough
+    result = scoring.grade_cell(REG, "test_gradient_check", 1.0, namespace(**good), lambda key: 1)
+    assert result.score == 0.0 and "rnn_step_forward is not defined" in result.error
+
+
+def test_a_stored_gradient_check_that_its_functions_contradict_scores_zero():
+    """Forged results: the dicts say the gradients agree, but the student's rnn_backward drops the bias gradient."""
+    good = {"step_errors": dict.fromkeys(["x_t", "h_prev", "W", "U", "b"], 1e-10),
+            "errors": dict.fromkeys(["x", "h0", "W", "U", "b"], 2e-10)}
+    ns = {**at.namespace_after(at.load("a1_rnn")), **good}
+    right_backward = ns["rnn_backward"]
+
+    def no_bias_gradient(dh, cache):
+        dx, dh0, dW, dU, db = right_backward(dh, cache)
+        return dx, dh0, dW, dU, np.zeros_like(db)
+
+    ns["rnn_backward"] = no_bias_gradient
+    result = scoring.grade_cell(REG, "test_gradient_check", 1.0, ns, lambda key: 1)
+    assert result.score == 0.0
+    assert "db from your rnn_backward is not the gradient of your rnn_forward" in result.error, result.error
+    assert "dW from" not in result.error  # only the gradient that disagrees is named
+
+    # a test cell the grader does not know scores 0 with the reason
+    for grade_id in ("test_no_such_check", "rnn_step_forward"):
+        result = scoring.grade_cell(REG, grade_id, 2.0, ns, lambda key: 1)
+        assert result.score == 0.0 and "no check for the test cell" in result.error
