@@ -2,9 +2,10 @@
 
 INJECTIONS = [(mistake_id, grade_id of the solution cell, old, new, {test cell: expected score})]: replacing `old`
 (unique in that cell) by `new` gives the mistake; the dict lists only the test cells that lose points. The expected
-scores are regression values computed by the checker on the notebook's hidden seeds (a visible check that fails makes
-its cell score 0; backward checks run on the cache of the student's own forward, and the Keras match on the student's
-lstm_forward, so a forward mistake can cost those cells too).
+scores are what the grader gives (grader.scoring, on hidden cases drawn from assignment_tools.TEST_SECRET); every one
+is a whole cell, so none depends on the secret: a visible check that fails makes its cell score 0 (its hidden cases
+are not run); backward checks run on the cache of the student's own forward, and the Keras match on the student's
+lstm_forward, so a forward mistake can cost those cells too.
 """
 
 _SWAP_OLD = "x_t @ W[:, cols] + h_prev @ U[:, cols]"

@@ -1,5 +1,6 @@
-"""Assignment a2_lstm: its checks against course_pkg, its source notebook scored in-process as nbgrader would, and the
-mistake library (each mistake injected into the solution loses the expected points and is named).
+"""Assignment a2_lstm: its checks against course_pkg, its source notebook scored in-process as the grader scores it
+(grader.scoring, hidden cases drawn from assignment_tools.TEST_SECRET), and the mistake library (each mistake
+injected into the solution loses the expected points and is named).
 
 Keras is imported only by the tests that need it (the Keras part of the notebook and the Keras cases), once per session.
 """
@@ -10,13 +11,14 @@ import nbformat
 import numpy as np
 import pytest
 
-from assignment_tools import (HIDDEN_CALL, SOLUTION_REGION, cell_by_id, hidden_seeds, inject, load,
-                              nbgrader_meta, run_in_process, run_until, student_version, test_cells)
-from course_pkg.checks import a2_lstm, core
+from assignment_tools import (SOLUTION_REGION, cell_by_id, inject, load, namespace_after, nbgrader_meta,
+                              run_in_process, run_until, seed_for, student_version, test_cells)
+from course_pkg.checks import a2_lstm, cases, core
 from injections_a2_lstm import INJECTIONS
 
 AID = "a2_lstm"
 REGISTRY = a2_lstm.REGISTRY
+SEED = seed_for(AID)  # key -> the hidden cases' seed of the in-process runs
 POINTS = {"test_input_gate": 1, "test_forget_gate": 1, "test_candidate": 1, "test_output_gate": 1,
           "test_lstm_step_forward": 2, "test_lstm_forward": 2, "test_lstm_step_backward": 3, "test_lstm_backward": 3,
           "test_lstm_keras_match": 2}
@@ -54,19 +56,17 @@ def test_notebook_follows_the_conventions(nb):
     assert "import tensorflow" not in "".join(c.source for c in nb.cells)
 
 
-def test_test_cells_call_check_then_grade_with_their_points(nb):
-    seeds = hidden_seeds(nb)
-    for grade_id, points in test_cells(nb).items():
+def test_test_cells_are_the_visible_checks_of_the_graders_checks(nb):
+    """A test cell holds only the student's self-check; the grader scores it by its grade_id (test_<key>), for
+    every check of the registry and nothing else."""
+    keys = []
+    for grade_id in test_cells(nb):
         key = grade_id.removeprefix("test_")
-        lines = cell_by_id(nb, grade_id).source.splitlines()
-        assert lines[0] == f'check("{key}", globals())'
-        assert lines[1] == "### BEGIN HIDDEN TESTS" and lines[-1] == "### END HIDDEN TESTS"
-        assert lines[2] == f"from course_pkg.checks.{AID} import grade as _grade"
-        match = HIDDEN_CALL.match(lines[-2])
-        assert match and match["key"] == key and float(match["points"]) == points
-        assert len(match["seed"]) == 18
-    assert len(set(seeds.values())) == len(seeds)
-    assert set(seeds) == set(REGISTRY.specs)
+        assert cell_by_id(nb, grade_id).source == f'check("{key}", globals())'
+        meta = nbgrader_meta(cell_by_id(nb, grade_id))
+        assert meta["locked"] and meta["grade"] and not meta["solution"]
+        keys.append(key)
+    assert sorted(keys) == sorted(REGISTRY.specs) and not REGISTRY.cell_checks
 
 
 # ---------------------------------------------------------------- the checks themselves
@@ -74,35 +74,41 @@ def test_test_cells_call_check_then_grade_with_their_points(nb):
 @pytest.mark.parametrize("key", list(REGISTRY.specs))
 def test_reference_passes_its_own_checks(nb, key):
     spec = REGISTRY.spec(key)
-    cases = [spec.visible_case(), *core.hidden_cases(spec, hidden_seeds(nb)[key])]
+    examples = [spec.visible_case(), *core.hidden_cases(spec, SEED(key))]
     visible_dtype = "float32" if key == "lstm_keras_match" else "float64"  # Keras layers are float32 by default
-    assert [c.dtype.name for c in cases] == [visible_dtype] + ["float64"] * 4 + ["float32"] * 2
-    for case in cases:
+    assert [c.dtype.name for c in examples] == [visible_dtype] + ["float64"] * 4 + ["float32"] * 2
+    for case in examples:
         result = core.run_case(REGISTRY, spec, REGISTRY.reference, case)
         assert result.passed, (case.label, result.detail)
 
 
 def test_hidden_cases_differ_from_the_visible_one_and_vary_in_shape(nb):
     spec = REGISTRY.spec("lstm_step_forward")
-    hidden = core.hidden_cases(spec, hidden_seeds(nb)["lstm_step_forward"])
+    hidden = core.hidden_cases(spec, SEED("lstm_step_forward"))
     assert len({c.label for c in hidden}) > 2
     visible = spec.visible_case()
     assert not any(np.array_equal(visible.inputs["W"], c.inputs["W"]) for c in hidden if c.dtype == visible.dtype)
 
 
 def test_keras_reference_chain_is_the_layers_own_output(nb):
-    """The Keras check compares with course_pkg's get_params + lstm_forward: that chain must be what the layer
-    computes, on every case the check uses (float32 within 1e-5, float64 within 1e-10)."""
+    """The Keras check compares with course_pkg's get_params + lstm_forward, run on the layer's description
+    (cases.KerasLayerSpec: plain data, what crosses to the grader's worker): that chain must be what the layer the
+    description builds computes, on every case the check uses (float32 within 1e-5, float64 within 1e-10)."""
     import keras
 
     spec = REGISTRY.spec("lstm_keras_match")
-    cases = [spec.visible_case(), *core.hidden_cases(spec, hidden_seeds(nb)["lstm_keras_match"])]
-    for case in cases:
+    examples = [spec.visible_case(), *core.hidden_cases(spec, SEED("lstm_keras_match"))]
+    for case in examples:
         i = case.inputs
+        assert isinstance(i["layer"], cases.KerasLayerSpec) and i["layer"].kind == "LSTM"
         assert np.any(i["layer"].get_weights()[2] != 0), "the layer's bias must not be zero"
+        layer = i["layer"].build()
+        assert isinstance(layer, keras.layers.LSTM) and layer.units == i["layer"].units
+        for built, described in zip(layer.get_weights(), i["layer"].get_weights(), strict=True):
+            np.testing.assert_array_equal(built, described)
         h, c = spec.run(REGISTRY.reference, core._copy_inputs(i))
-        keras_h, _, keras_c_T = (keras.ops.convert_to_numpy(v) for v in i["layer"](i["x"], initial_state=[i["h0"],
-                                                                                                            i["c0"]]))
+        keras_h, _, keras_c_T = (keras.ops.convert_to_numpy(v) for v in layer(i["x"], initial_state=[i["h0"],
+                                                                                                     i["c0"]]))
         assert keras_h.dtype == h.dtype == case.dtype
         tol = 1e-5 if case.dtype == np.float32 else 1e-10
         assert np.max(np.abs(h - keras_h)) < tol, case.label
@@ -136,15 +142,17 @@ def test_student_version_gets_zero_without_a_checker_error(nb):
     runs = run_in_process(student)
     assert {k: r.score for k, r in runs.items()} == {k: 0.0 for k in POINTS}
     for run in runs.values():
-        assert "NotImplementedError" in run.output, run.output
-    # the hidden checks alone (visible lines removed) also give 0 with the reason, not a checker error
-    for grade_id in POINTS:
-        cell = cell_by_id(student, grade_id)
-        cell.source = cell.source.split("\n", 1)[1]
-    runs = run_in_process(student)
-    for grade_id, run in runs.items():
-        assert run.score == 0.0 and "0 of 6 hidden checks passed" in run.output, run.output
-        assert "NotImplementedError" in run.output and "checker error" not in run.output
+        assert "NotImplementedError" in run.output and "checker error" not in run.output, run.output
+    # the hidden cases (which the grader runs only after the visible example passes) also fail case by case, with
+    # the reason, and never with a checker error
+    ns = namespace_after(student)
+    for key, spec in REGISTRY.specs.items():
+        student_code = core.StudentCode(ns, spec, REGISTRY)
+        assert student_code.problem() is None
+        results = [core.run_case(REGISTRY, spec, student_code, c) for c in core.hidden_cases(spec, SEED(key))]
+        assert len(results) == 6
+        for r in results:
+            assert not r.passed and r.raised and "NotImplementedError" in r.detail, (key, r.detail)
 
 
 # ---------------------------------------------------------------- the mistake library
