@@ -3,8 +3,9 @@
 # pyproject.toml change), a local copy of MathJax (so the site needs no CDN), and for the browser test Debian's
 # Chromium.
 # `make autograde` autogrades every submission under assignments/submitted/ with nbgrader, a broken one never
-# stopping the class (grader/classroom.py); COURSE=dir grades another course folder,
-# ASSIGNMENT="a1_rnn a2_lstm" only those assignments, JOBS=2 two nbgrader runs at once. Report:
+# stopping the class (grader/classroom.py): the students' code runs in a bubblewrap sandbox (Debian's bubblewrap,
+# installed here), the scores are computed outside it. COURSE=dir grades another course folder,
+# ASSIGNMENT="a1_rnn a2_lstm" only those assignments, JOBS=2 two submissions at once. Report:
 # $(COURSE)/autograded/grading_report.csv.
 
 PYTHON ?= python3.11
@@ -14,6 +15,7 @@ STAMP := $(VENV)/.installed
 MATHJAX_VERSION := 3.2.2
 MATHJAX := _mathjax/mathjax/tex-svg-full.js
 CHROMIUM := /usr/bin/chromium
+BWRAP := /usr/bin/bwrap
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -34,21 +36,26 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
+# the grading sandbox (grader/sandbox.py)
+$(BWRAP):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bubblewrap
+
 # sphinx-external-toc writes the home-page redirect only when none exists: drop a stale one first.
 book: $(STAMP) $(MATHJAX)
 	rm -f _build/html/index.html
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-test: $(STAMP) $(MATHJAX) $(CHROMIUM)
+test: $(STAMP) $(MATHJAX) $(CHROMIUM) $(BWRAP)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) $(BWRAP)
 	$(BIN)/python bench/reference_speed.py
 
 COURSE ?= assignments
 ASSIGNMENT ?=
 JOBS ?= 2
-autograde: $(STAMP)
+autograde: $(STAMP) $(BWRAP)
 	$(BIN)/python -m grader.classroom autograde --course $(COURSE) --jobs $(JOBS) \
 		$(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
 

@@ -1,13 +1,17 @@
-"""How long autograding takes: one student's three assignments, then a class of 30 generated submissions.
+"""How long autograding takes with the trusted grader: the sandbox pool's start-up, one student's three assignments
+on a warm pool, and a class of generated submissions; and, in the same run, stock nbgrader (a Jupyter kernel per
+notebook, nbgrader's own Execute) on the same student, as the peer.
 
-A benchmark, not a test: it prints wall times (and writes them to book/data/autograde_speed.json for the
-assignments page). Everything runs on a temporary copy of the course with the classroom driver that `make autograde`
-uses (stock `nbgrader autograde` underneath).
+A benchmark, not a test: it prints wall times and ratios, and writes them to book/data/autograde_speed.json for the
+assignments page. Everything runs on a temporary copy of the course, in this process, with the classroom driver's
+grade_class (what `make autograde` runs after starting the pool).
 
-The class: 15 students hand in the solutions, 10 the solutions with one mistake of the library each (drawn with a
-fixed seed), 5 a broken submission (not JSON, renamed notebook, endless loop, crashing kernel, 50 MB of output).
+The class: 100 submissions, one assignment per student in turn (a1, a2, a3): 10 broken (not JSON, renamed
+notebook, endless loop, a loop that swallows the interrupt, crashing code, 50 MB of output, ...), 10 adversarial
+(patched numpy, reading the course files, a fork bomb, a network connection, killing the parent, ...), 25 with a
+mistake of the library (drawn with a fixed seed), the rest correct.
 
-    .venv/bin/python bench/autograde_speed.py [--class-size 30] [--out book/data/autograde_speed.json]
+    .venv/bin/python bench/autograde_speed.py [--class-size 100] [--jobs 2] [--out book/data/autograde_speed.json]
 """
 
 import argparse
@@ -16,22 +20,47 @@ import os
 import pathlib
 import platform
 import random
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import types
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import nbgrader_course as nc  # noqa: E402
 
+from grader import classroom  # noqa: E402
+from grader.sandbox import Pool  # noqa: E402
+
 BROKEN = {
-    "not_json": lambda nb, a: dict(raw=nc.nbformat.writes(nb)[: 2000]),
+    "not JSON": lambda nb, a: dict(raw=nc.nbformat.writes(nb)[: 2000]),
     "renamed": lambda nb, a: dict(nb=nb, filename=f"{a} (1).ipynb"),
-    "endless_loop": lambda nb, a: dict(nb=_append(nb, "while True:\n    pass")),
-    "kernel_crash": lambda nb, a: dict(nb=_append(nb, "import os\nos._exit(1)")),
-    "huge_output": lambda nb, a: dict(nb=_append(nb, "print('x' * 50_000_000)")),
+    "endless loop": lambda nb, a: dict(nb=_append(nb, "while True:\n    pass")),
+    "loop swallowing the interrupt": lambda nb, a: dict(nb=_append(
+        nb, "while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass")),
+    "os._exit": lambda nb, a: dict(nb=_append(nb, "import os\nos._exit(1)")),
+    "50 MB of output": lambda nb, a: dict(nb=_append(nb, "print('x' * 50_000_000)")),
+    "syntax error": lambda nb, a: dict(nb=_append(nb, "def (:")),
+    "deleted test cell": lambda nb, a: dict(nb=_drop_first_test(nb)),
+    "memory flood": lambda nb, a: dict(nb=_append(nb, "blocks = [bytearray(10**9) for _ in range(100)]")),
+    "NaN everywhere": lambda nb, a: dict(nb=_append(nb, "import numpy as np\nnp.seterr(all='ignore')")),
+}
+ATTACKS = {
+    "numpy comparators patched": "import numpy as np\nnp.allclose = lambda *a, **k: True\nnp.all = lambda *a, **k: True",
+    "reads the course folder": "import glob\nprint(glob.glob('/work/**/source/**/*.ipynb', recursive=True)[:3])",
+    "fork bomb": "import os\nfor _ in range(10000):\n    try:\n        os.fork()\n    except OSError:\n        break",
+    "network": "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 22), timeout=1)\nexcept OSError as e:"
+               "\n    print(e)",
+    "kills its parent": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)",
+    "patches sys.modules": "import sys, types\nsys.modules['course_pkg.checks.core'] = types.ModuleType('x')",
+    "detached process": "import subprocess\nsubprocess.Popen(['sleep', '600'], start_new_session=True)",
+    "input transformer": "get_ipython().input_transformers_cleanup.append(lambda lines: ['1\\n'])",
+    "ndarray subclass": "import numpy as np\nclass Yes(np.ndarray):\n    def __eq__(self, o):\n        return True",
+    "writes a file flood": "open('big', 'wb').write(b'x' * 10**9)",
 }
 
 
@@ -44,15 +73,17 @@ def _append(nb, code):
     return nb
 
 
-def autograde(course):
-    env = dict(os.environ, PATH=f"{nc.BIN}{os.pathsep}{os.environ['PATH']}")
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "grader.classroom", "autograde", "--course", str(course)],
-                          capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"autograde failed:\n{proc.stdout}\n{proc.stderr}")
-    return wall, proc.stdout
+def _drop_first_test(nb):
+    nb = nc.nbformat.from_dict(nb)
+    index = next(i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+                 and c.cell_type == "code")
+    del nb.cells[index]
+    return nb
+
+
+def options(jobs):
+    return types.SimpleNamespace(jobs=jobs, timeout=None, submission_timeout_given=False, submission_timeout=None,
+                                 max_notebook_mb=500, unsafe_no_sandbox=False)
 
 
 def new_course(tmp):
@@ -62,63 +93,111 @@ def new_course(tmp):
     return course
 
 
-def one_student(tmp):
-    course = new_course(tmp)
+def grade(course, pool, jobs, assignments=nc.ASSIGNMENTS):
+    start = time.perf_counter()
+    outcomes = classroom.grade_class(classroom.Course.load(course), list(assignments), options(jobs), pool,
+                                     say=lambda *a: None)
+    return time.perf_counter() - start, outcomes
+
+
+def one_student(course, pool, jobs, repeats):
     for a in nc.ASSIGNMENTS:
         nc.submit(course, "s001", a, nc.perfect_student(nc.source_notebook(course, a)))
-    wall, _ = autograde(course)
-    return wall
+    walls = []
+    for _ in range(repeats):
+        wall, outcomes = grade(course, pool, jobs)
+        assert all(o.status == classroom.GRADED for o in outcomes), [(o.assignment, o.reason) for o in outcomes]
+        walls.append(wall)
+    return walls
 
 
-def a_class(tmp, size, seed=0):
-    rng = random.Random(seed)
-    course = new_course(tmp)
-    perfect = {a: nc.perfect_student(nc.source_notebook(course, a)) for a in nc.ASSIGNMENTS}
-    injections = [(a, inj) for a in nc.ASSIGNMENTS for inj in nc.load_injections(a)]
-    n_broken = len(BROKEN) if size >= 10 else 0
-    n_wrong = size // 3
-    kinds = {}
-    for k in range(size):
-        student = f"s{k:03d}"
-        if k < n_broken:
-            kind = list(BROKEN)[k]
-            target = nc.ASSIGNMENTS[k % len(nc.ASSIGNMENTS)]
-        elif k < n_broken + n_wrong:
-            target, (mistake_id, grade_id, old, new, _) = rng.choice(injections)
-            kind = f"mistake {mistake_id}"
-        else:
-            kind, target = "correct", None
-        kinds[student] = kind
+def stock_one_student(course, repeats):
+    """The peer: stock nbgrader autograde (nbgrader's Execute: a kernel per notebook, tests run in it), on a copy of
+    the course whose configuration lists nbgrader's own preprocessors."""
+    stock = pathlib.Path(course).parent / "stock"
+    shutil.copytree(course, stock, ignore=shutil.ignore_patterns("autograded", "feedback"))
+    config = stock / "nbgrader_config.py"
+    config.write_text(config.read_text().replace("c.Autograde.autograde_preprocessors", "_unused_autograde") +
+                      f"\nc.CourseDirectory.root = {str(stock)!r}\n")
+    walls = []
+    for _ in range(repeats):  # one nbgrader run per assignment, one after the other
+        start = time.perf_counter()
         for a in nc.ASSIGNMENTS:
-            if a != target:
-                nc.submit(course, student, a, perfect[a])
-            elif kind in BROKEN:
-                nc.submit(course, student, a, **BROKEN[kind](perfect[a], a))
-            else:
-                nc.submit(course, student, a, nc.with_injection(perfect[a], grade_id, old, new))
-    wall, summary = autograde(course)
-    return wall, kinds, summary
+            nc.nbgrader(stock, "autograde", a, "--student=s001", "--force")
+        walls.append(time.perf_counter() - start)
+    return walls
+
+
+def a_class(course, size, pool, jobs, seed=0):
+    rng = random.Random(seed)
+    perfect = {a: nc.perfect_student(nc.source_notebook(course, a)) for a in nc.ASSIGNMENTS}
+    injections = {a: nc.load_injections(a) for a in nc.ASSIGNMENTS}
+    kinds = {}
+    broken, attacks = list(BROKEN), list(ATTACKS)
+    n_broken, n_attack, n_wrong = size // 10, size // 10, size // 4
+    for k in range(size):
+        student, a = f"c{k:03d}", nc.ASSIGNMENTS[k % len(nc.ASSIGNMENTS)]
+        if k < n_broken:
+            kind = broken[k % len(broken)]
+            nc.submit(course, student, a, **BROKEN[kind](perfect[a], a))
+        elif k < n_broken + n_attack:
+            kind = attacks[(k - n_broken) % len(attacks)]
+            nc.submit(course, student, a, nc.release_notebook(course, a) if a == "a2_lstm" else perfect[a])
+            path = pathlib.Path(course) / "submitted" / student / a / f"{a}.ipynb"
+            nb = nc.nbformat.read(path, as_version=4)
+            nb.cells.insert(2, nc.nbformat.v4.new_code_cell(ATTACKS[kind]))
+            nc.nbformat.write(nb, path)
+        elif k < n_broken + n_attack + n_wrong:
+            mistake_id, grade_id, old, new, _ = rng.choice(injections[a])
+            kind = f"mistake {mistake_id}"
+            nc.submit(course, student, a, nc.with_injection(perfect[a], grade_id, old, new))
+        else:
+            kind = "correct"
+            nc.submit(course, student, a, perfect[a])
+        kinds[(student, a)] = kind
+    wall, outcomes = grade(course, pool, jobs)
+    return wall, kinds, outcomes
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--class-size", type=int, default=30)
+    parser.add_argument("--class-size", type=int, default=100, help="submissions in the class")
+    parser.add_argument("--jobs", type=int, default=2, help="sandbox slots, and submissions graded at once")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the one-student case")
     parser.add_argument("--out", type=pathlib.Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        one = one_student(tmp)
-    print(f"one student, three assignments: {one:.1f} s wall")
-    with tempfile.TemporaryDirectory() as tmp:
-        wall, kinds, summary = a_class(tmp, args.class_size)
-    broken = sum(k in BROKEN for k in kinds.values())
-    wrong = sum(k.startswith("mistake") for k in kinds.values())
-    print(summary.strip().splitlines()[-1] if summary.strip() else "")
-    print(f"class of {len(kinds)} ({len(kinds) - broken - wrong} correct, {wrong} with a mistake, {broken} broken), "
-          f"three assignments each: {wall:.1f} s wall, {wall / len(kinds):.1f} s per student")
+    with tempfile.TemporaryDirectory() as tmp, Pool(args.jobs) as pool:
+        print(f"sandbox pool: {args.jobs} slot(s) (numpy, IPython, TensorFlow imported) ready in "
+              f"{pool.start_seconds:.1f} s")
+        course = new_course(tmp)
+        ours = one_student(course, pool, args.jobs, args.repeats)
+        stock = stock_one_student(course, args.repeats)
+        print(f"one student, three assignments, warm pool: median {statistics.median(ours):.1f} s "
+              f"(runs: {', '.join(f'{w:.1f}' for w in ours)})")
+        print(f"  peer, stock nbgrader autograde (a kernel per notebook): median {statistics.median(stock):.1f} s "
+              f"(runs: {', '.join(f'{w:.1f}' for w in stock)}); ratio ours / stock "
+              f"{statistics.median(ours) / statistics.median(stock):.2f}")
+    with tempfile.TemporaryDirectory() as tmp, Pool(args.jobs) as pool:
+        course = new_course(tmp)
+        wall, kinds, outcomes = a_class(course, args.class_size, pool, args.jobs)
+    counts = {status: sum(o.status == status for o in outcomes)
+              for status in (classroom.GRADED, classroom.WITH_PROBLEMS, classroom.NOT_GRADED)}
+    n = len(kinds)
+    print(f"class of {n} submissions ({sum(k == 'correct' for k in kinds.values())} correct, "
+          f"{sum(k.startswith('mistake') for k in kinds.values())} with a mistake, "
+          f"{sum(k in BROKEN for k in kinds.values())} broken, {sum(k in ATTACKS for k in kinds.values())} "
+          f"adversarial): {wall:.1f} s wall, {wall / n:.2f} s per submission; {counts}")
     if args.out:
         args.out.write_text(json.dumps({
-            "one_student_s": round(one, 1), "class_size": len(kinds), "class_s": round(wall, 1),
-            "class_per_student_s": round(wall / len(kinds), 1), "class_broken": broken, "class_with_mistake": wrong,
+            "pool_start_s": round(pool.start_seconds, 1), "jobs": args.jobs,
+            "one_student_s": round(statistics.median(ours), 1), "one_student_runs_s": [round(w, 2) for w in ours],
+            "stock_one_student_s": round(statistics.median(stock), 1),
+            "stock_one_student_runs_s": [round(w, 2) for w in stock],
+            "class_size": n, "class_s": round(wall, 1), "class_per_submission_s": round(wall / n, 2),
+            "class_broken": sum(k in BROKEN for k in kinds.values()),
+            "class_adversarial": sum(k in ATTACKS for k in kinds.values()),
+            "class_with_mistake": sum(k.startswith("mistake") for k in kinds.values()),
+            "class_statuses": counts,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         }, indent=1) + "\n")
 

@@ -246,6 +246,28 @@ class _ThreadLog(logging.Handler):
             self.lines.append(self.format(record))
 
 
+_ENV_LOCK = threading.Lock()
+_ENV_USERS = {}
+
+
+@contextlib.contextmanager
+def _shared_setenv(**kwargs):
+    """nbgrader.utils.setenv for threads: nbgrader sets NBGRADER_EXECUTION around each notebook and deletes it
+    after, so two notebooks graded at once in one process raise KeyError; here the last one out removes it."""
+    with _ENV_LOCK:
+        for key, value in kwargs.items():
+            _ENV_USERS[key] = _ENV_USERS.get(key, 0) + 1
+            os.environ[key] = value
+    try:
+        yield
+    finally:
+        with _ENV_LOCK:
+            for key in kwargs:
+                _ENV_USERS[key] -= 1
+                if not _ENV_USERS[key]:
+                    os.environ.pop(key, None)
+
+
 def autograde_one(course, assignment, student, overrides):
     """Run nbgrader's Autograde for one submission here; None if it graded it, else why not. The student's code runs
     in the sandbox (SandboxExecute), so nbgrader itself cannot be stopped or corrupted by it."""
@@ -473,9 +495,46 @@ def _record(course, assignment, outcomes, results, names):
         read_scores(course, outcome)
 
 
-def cmd_autograde(options, say=print):
+def grade_class(course, assignments, options, sandboxes, say=print):
+    """Autograde every submission of these assignments on a started sandbox pool; return the Outcomes (the report
+    is not written)."""
     from . import pool as shared_pool
 
+    import nbgrader.utils
+
+    nbgrader.utils.setenv = _shared_setenv
+    shared_pool.use(sandboxes)
+    here = os.getcwd()
+    os.chdir(course.root)  # nbgrader changes to the course folder and back, in every thread: make that a no-op
+    try:
+        prepared = {a: prepare_assignment(course, a, options) for a in assignments}
+        jobs = [(a, s) for a, (outcomes, _) in prepared.items() for s, o in sorted(outcomes.items())
+                if o.problem is None]
+        config = overrides(options)
+        with course.gradebook() as gb:  # one by one here: two threads must not create one student at once
+            for student in sorted({s for _, s in jobs}):
+                gb.update_or_create_student(student)
+        results = {}
+        with concurrent.futures.ThreadPoolExecutor(max(1, options.jobs)) as threads:
+            futures = {threads.submit(autograde_one, course, a, s, config): (a, s) for a, s in jobs}
+            for future in concurrent.futures.as_completed(futures):
+                results[futures[future]] = future.result()
+        for job, why in sorted(results.items()):
+            if why and "database is locked" in why:  # two threads met at the gradebook: again, alone
+                results[job] = autograde_one(course, *job, config)
+    finally:
+        shared_pool.use(None)
+        os.chdir(here)
+    outcomes = []
+    for assignment, (assignment_outcomes, expected) in prepared.items():
+        done = {s: why for (a, s), why in results.items() if a == assignment}
+        _record(course, assignment, assignment_outcomes, done, [e.name for e in expected])
+        outcomes += list(assignment_outcomes.values())
+        say(f"{assignment}: {len(assignment_outcomes)} submission(s), {len(done)} given to nbgrader")
+    return outcomes
+
+
+def cmd_autograde(options, say=print):
     start = time.monotonic()
     course = Course.load(options.course)
     assignments = options.assignment or [a for a in submitted_assignments(course)]
@@ -491,29 +550,10 @@ def cmd_autograde(options, say=print):
         say("WARNING: --unsafe-no-sandbox: the students' code runs without the sandbox and can read this course "
             "folder and use the network (scores still come from the grader).")
     say(f"Sandbox pool: {len(sandboxes.slots)} slot(s) ready in {sandboxes.start_seconds:.1f} s")
-    shared_pool.use(sandboxes)
     try:
-        prepared = {a: prepare_assignment(course, a, options) for a in assignments}
-        jobs = [(a, s) for a, (outcomes, _) in prepared.items() for s, o in sorted(outcomes.items())
-                if o.problem is None]
-        config = overrides(options)
-        results = {}
-        with concurrent.futures.ThreadPoolExecutor(max(1, options.jobs)) as threads:
-            futures = {threads.submit(autograde_one, course, a, s, config): (a, s) for a, s in jobs}
-            for future in concurrent.futures.as_completed(futures):
-                results[futures[future]] = future.result()
-        for job, why in sorted(results.items()):
-            if why and "database is locked" in why:  # two threads met at the gradebook: again, alone
-                results[job] = autograde_one(course, *job, config)
+        outcomes = grade_class(course, assignments, options, sandboxes, say)
     finally:
-        shared_pool.use(None)
         sandboxes.stop()
-    outcomes = []
-    for assignment, (assignment_outcomes, expected) in prepared.items():
-        done = {s: why for (a, s), why in results.items() if a == assignment}
-        _record(course, assignment, assignment_outcomes, done, [e.name for e in expected])
-        outcomes += list(assignment_outcomes.values())
-        say(f"{assignment}: {len(assignment_outcomes)} submission(s), {len(done)} given to nbgrader")
     report = write_report(course, outcomes)
     seconds = time.monotonic() - start
     counts = {status: sum(o.status == status for o in outcomes) for status in (GRADED, WITH_PROBLEMS, NOT_GRADED)}
