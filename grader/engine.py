@@ -61,6 +61,13 @@ class Limits:
     max_restarts: int = 2  # new workers after a crash or a time limit
 
 
+class WorkerStopped(Exception):
+    """A student's function did not return: its worker died or was stopped (core._student_error reads detail())."""
+
+    def detail(self):
+        return f"did not return: {self}"
+
+
 class RemoteStudent:
     """core.StudentCode's interface for functions that live in the worker."""
 
@@ -86,8 +93,11 @@ class RemoteStudent:
             session = self.session
 
             def student_function(*args, **kwargs):
-                return session.worker().call(name, args, kwargs, isolate=isolate,
-                                             timeout=session.limits.call_seconds)
+                try:
+                    return session.worker().call(name, args, kwargs, isolate=isolate,
+                                                 timeout=session.limits.call_seconds)
+                except WorkerGone as exc:  # said as such: a traceback would quote the grader's own lines
+                    raise WorkerStopped(str(exc)) from None
 
             return student_function
         return self.registry.reference(name)
@@ -155,9 +165,16 @@ class Session:
             outputs = self.worker().run_cell(source, self.limits.cell_seconds)
         except WorkerGone as exc:
             # not replayed: a cell that kills its worker would kill the next one too
-            return [_error_output(KERNEL_DIED if "died" in str(exc) else CELL_TIMEOUT, str(exc))]
+            kind = (KERNEL_DIED if "died" in str(exc) else NOT_RUN if str(exc).startswith("no new worker")
+                    else CELL_TIMEOUT)
+            return [_error_output(kind, str(exc))]
         self.history.append(source)
-        return [o for o in map(_clean_output, outputs[:100]) if o is not None]
+        outputs = [o for o in map(_clean_output, outputs[:100]) if o is not None]
+        for out in outputs:  # the worker's own interrupt at the cell's time limit: a timeout, as the report says
+            if out.output_type == "error" and out.ename == "TimeLimit":
+                out.ename = CELL_TIMEOUT
+                out.evalue = f"interrupted after the time limit of {self.limits.cell_seconds:g} s"
+        return outputs
 
     def close(self):
         if self.current is not None:
