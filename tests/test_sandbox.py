@@ -1,0 +1,555 @@
+"""The grading sandbox and its protocol, tested directly (grader.sandbox, grader.worker.protocol): fast, one pool.
+
+Each test opens a fresh worker on the module's pool (one slot, no TensorFlow preloaded, small limits) and runs
+student-like code in it, then looks from the outside: the uid and the filesystem the code sees, the network, the
+processes it leaves, the limits; the protocol's refusals (pickles, object arrays, subclasses, malformed and oversized
+frames); callbacks that outlive their call; a missing bubblewrap; the loudly named unsafe mode.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pathlib
+import socket
+import struct
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+from grader import sandbox
+from grader.sandbox import Limits, Pool, SandboxError, StudentRaised, WorkerGone
+from grader.worker import protocol
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+MARK = "SBXMARK" + uuid.uuid4().hex[:10]
+LIMITS = Limits(memory_mb=512, max_processes=16, cpu_seconds=60, file_mb=8, scratch_mb=32)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with Pool(1, preload=(), limits=LIMITS) as p:
+        yield p
+
+
+@pytest.fixture
+def worker(pool):
+    with pool.acquire() as slot:
+        w = slot.open_worker()
+        try:
+            yield w
+        finally:
+            w.close()
+
+
+def text(outputs):
+    return "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+
+
+def errors(outputs):
+    return [o["ename"] for o in outputs if o.get("output_type") == "error"]
+
+
+def run(worker, source, timeout=10):
+    outputs = worker.run_cell(source, timeout)
+    return text(outputs), errors(outputs)
+
+
+def marked_pids(mark=MARK):
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    if mark.encode() in fh.read():
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Who and where the student's code is
+
+
+def test_worker_is_unprivileged_in_a_private_scratch(worker):
+    out, err = run(worker, "import os\nprint(os.getuid(), os.geteuid(), os.getgid(), os.getcwd(), os.listdir('.'))\n"
+                           "print(open('/proc/self/status').read().split('CapEff:')[1].split()[0])")
+    assert not err, out
+    uid, euid, gid, cwd, listing, caps = out.split(None, 5)
+    assert int(uid) >= sandbox.SLOT_UID_BASE and int(euid) == int(uid) and int(gid) != 0
+    assert cwd == sandbox.SCRATCH and eval(listing) in ([], [".ipython"])  # noqa: S307 (IPython's own folder)
+    assert int(caps.split()[-1], 16) == 0, "the worker kept capabilities"
+    out, err = run(worker, "open('mine.txt', 'w').write('x'); import os; print(os.listdir('.'))\n"
+                           "print([l.split()[4] for l in open('/proc/self/mountinfo') if ' tmpfs ' in l])")
+    assert not err and "mine.txt" in out and "'/scratch'" in out, out
+
+
+def test_scratch_is_private_to_each_worker(pool):
+    with pool.acquire() as slot:
+        first = slot.open_worker()
+        run(first, f"open('left_behind', 'w').write('{MARK}')")
+        first.close()
+        second = slot.open_worker()
+        try:
+            out, err = run(second, "import os; print(sorted(os.listdir('.')))")
+            assert "left_behind" not in out, out
+        finally:
+            second.close()
+
+
+def test_filesystem_shows_no_course_grader_or_references(worker):
+    out, err = run(worker, f"""
+import os, importlib
+REPO = {str(REPO)!r}
+seen = {{"root": sorted(os.listdir("/"))}}
+for path in (REPO + "/assignments", REPO + "/assignments/source", REPO + "/course_pkg/lstm.py",
+             REPO + "/grader/engine.py", REPO + "/grader/sandbox.py", REPO + "/.git", "/grader_worker/harness.py"):
+    seen[path] = os.path.exists(path)
+seen["repo"] = sorted(os.listdir(REPO)) if os.path.isdir(REPO) else None
+for name in ("course_pkg.lstm", "course_pkg.rnn", "course_pkg.gru", "course_pkg.keras_interop",
+             "course_pkg.checks.core", "grader", "grader.engine"):
+    try:
+        module = importlib.import_module(name)
+        seen[name] = sorted(n for n in vars(module) if not n.startswith("__"))
+    except ImportError as exc:
+        seen[name] = "ImportError"
+for f in ("/etc/passwd", "/etc/shadow", "/root/.bash_history"):
+    seen[f] = os.path.exists(f)
+print(repr(seen))
+""")
+    assert not err, out
+    seen = eval(out)  # noqa: S307 - our own repr of plain data
+    assert seen["repo"] == [".venv"], f"the repository as the worker sees it: {seen['repo']}"
+    for path in (f"{REPO}/assignments", f"{REPO}/assignments/source", f"{REPO}/course_pkg/lstm.py",
+                 f"{REPO}/grader/engine.py", f"{REPO}/grader/sandbox.py", f"{REPO}/.git", "/etc/passwd",
+                 "/etc/shadow", "/root/.bash_history"):
+        assert seen[path] is False, path
+    assert seen["/grader_worker/harness.py"] is True  # public, and read-only (below)
+    for name in ("course_pkg.lstm", "course_pkg.rnn", "course_pkg.gru", "course_pkg.keras_interop", "grader.engine"):
+        assert seen[name] == "ImportError", (name, seen[name])
+    assert seen["grader"] in ("ImportError", []), seen["grader"]  # at most an empty namespace (editable install)
+    # course_pkg.checks.* are stubs: nothing of the checker
+    assert set(seen["course_pkg.checks.core"]) <= {"check"}, seen["course_pkg.checks.core"]
+    assert "work" in seen["root"] and "home" not in seen["root"]
+
+
+def test_worker_cannot_write_outside_its_scratch(worker):
+    out, err = run(worker, f"""
+import os, sys
+for path in ("/tmp/x", "/dev/shm/x", "/grader_worker/protocol.py", sys.prefix + "/x.pth", "/usr/x", "/x",
+             {str(REPO)!r} + "/x", "/etc/x"):
+    try:
+        open(path, "a").write("{MARK}")
+        print("WROTE", path)
+    except OSError as exc:
+        print(path, type(exc).__name__)
+""")
+    assert not err and "WROTE" not in out, out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Network and processes
+
+
+def test_no_network(worker):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    accepted = []
+
+    def accept():
+        end = time.monotonic() + 4
+        while time.monotonic() < end:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    out, err = run(worker, f"""
+import socket
+for address in (("127.0.0.1", {port}), ("10.0.2.2", 80), ("1.1.1.1", 443)):
+    s = socket.socket()
+    s.settimeout(1)
+    try:
+        s.connect(address)
+        print("CONNECTED", address)
+    except OSError as exc:
+        print(address, type(exc).__name__)
+import os
+print(sorted(os.listdir("/sys/class/net")) if os.path.exists("/sys/class/net") else "no /sys")
+""")
+    thread.join()
+    listener.close()
+    assert not err and "CONNECTED" not in out, out
+    assert accepted == [], "the worker reached a listener on 127.0.0.1"
+
+
+def test_processes_die_with_the_worker(pool):
+    with pool.acquire() as slot:
+        w = slot.open_worker()
+        out, err = run(w, f"""
+import os, subprocess, sys
+payload = "# {MARK}\\nimport os, time\\ntime.sleep(300)"
+subprocess.Popen([sys.executable, "-c", payload], start_new_session=True)
+pid = os.fork()
+if pid == 0:  # double fork and setsid: a daemon
+    os.setsid()
+    if os.fork() == 0:
+        os.execv(sys.executable, [sys.executable, "-c", payload])
+    os._exit(0)
+os.waitpid(pid, 0)
+print("started")
+""")
+        assert not err and "started" in out, out
+        deadline = time.monotonic() + 5
+        while len(marked_pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        alive = marked_pids()
+        assert len(alive) == 2, "the detached processes did not start"
+        assert all(int(open(f"/proc/{p}/status").read().split("Uid:")[1].split()[0]) >= sandbox.SLOT_UID_BASE
+                   for p in alive)
+        w.close()
+    deadline = time.monotonic() + 5
+    while marked_pids() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marked_pids() == [], "a process started by the worker outlived it"
+
+
+def test_fork_bomb_is_held(worker):
+    out, err = run(worker, """
+import os, time
+n = 0
+try:
+    for _ in range(1000):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(30)
+            os._exit(0)
+        n += 1
+except OSError as exc:
+    print("stopped", n, type(exc).__name__)
+""", timeout=20)
+    assert not err and out.startswith("stopped"), out
+    assert int(out.split()[1]) < LIMITS.max_processes, out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Memory, disk, time
+
+
+def test_huge_allocation_is_a_memory_error(worker):
+    out, err = run(worker, """
+import numpy as np
+for make in (lambda: bytearray(10**11), lambda: np.ones(2**28), lambda: [0] * 10**9):
+    try:
+        make()
+        print("ALLOCATED")
+    except MemoryError:
+        print("MemoryError")
+""")
+    assert not err and out.split() == ["MemoryError"] * 3, out
+
+
+def test_shared_memory_is_within_the_memory_limit(worker):
+    """memfd (and shared memory) is not address space: RLIMIT_AS does not bound it. Twice the memory limit must not
+    be possible (the machine's memory is shared by every worker and the grader)."""
+    out, err = run(worker, f"""
+import os
+held = 0
+fds = []
+try:
+    while held < 2 * {LIMITS.memory_mb} * 2**20:
+        fd = os.memfd_create("m")
+        fds.append(fd)
+        os.ftruncate(fd, 4 * 2**20)
+        os.pwrite(fd, b"x" * (4 * 2**20), 0)
+        held += 4 * 2**20
+except (OSError, MemoryError) as exc:
+    print("stopped", type(exc).__name__)
+print("held", held >> 20, "MB")
+""", timeout=20)
+    assert "stopped" in out, f"the worker held {out.split('held')[-1].strip()} of shared memory with a memory limit " \
+                             f"of {LIMITS.memory_mb} MB"
+
+
+def test_huge_file_write_is_stopped(worker):
+    out, err = run(worker, """
+import os
+block = b"x" * 2**20
+for name in ("big", "big2", "big3", "big4", "big5", "big6"):
+    try:
+        with open(name, "wb") as fh:
+            for _ in range(100):
+                fh.write(block)
+        print("WROTE", name)
+    except OSError as exc:
+        print(name, exc.errno)
+""")
+    assert not err and "WROTE" not in out, out
+    codes = [int(line.split()[1]) for line in out.splitlines()]
+    assert codes[0] == 27  # EFBIG: RLIMIT_FSIZE
+    assert 28 in codes  # ENOSPC: the scratch folder's size
+
+
+def test_time_limits(pool):
+    with pool.acquire() as slot:
+        w = slot.open_worker()
+        w.GRACE = 1.0
+        run(w, """
+def spin():
+    while True:
+        pass
+
+def stubborn():
+    import signal
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    while True:
+        try:
+            pass
+        except BaseException:
+            pass
+
+def ok(x):
+    return x + 1
+""")
+        started = time.monotonic()
+        with pytest.raises(StudentRaised, match="TimeLimit"):
+            w.call("spin", [], {}, timeout=1)
+        assert w.call("ok", [1], {}) == 2  # an interrupted call leaves the worker usable
+        with pytest.raises(WorkerGone, match="time limit"):
+            w.call("stubborn", [], {}, timeout=1)
+        assert time.monotonic() - started < 10
+        with pytest.raises(WorkerGone):
+            w.call("ok", [1], {})
+        assert w.closed
+        w2 = slot.open_worker()  # the slot still serves the next submission
+        try:
+            run(w2, "def ok(x):\n    return x + 1")
+            assert w2.call("ok", [41], {}) == 42
+        finally:
+            w2.close()
+
+
+def test_cell_that_swallows_the_interrupt_is_stopped(pool):
+    with pool.acquire() as slot:
+        w = slot.open_worker()
+        w.GRACE = 1.0
+        with pytest.raises(WorkerGone):
+            w.run_cell("n = 0\nwhile True:\n    try:\n        while True:\n            n += 1\n"
+                       "    except BaseException:\n        pass", 1)
+        out, err = run(slot.open_worker(), "print('next')")
+        assert out == "next\n"
+
+
+def test_os_exit_is_worker_gone(worker):
+    with pytest.raises(WorkerGone, match="died"):
+        worker.run_cell("import os\nos._exit(0)", 5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The protocol
+
+
+def frame(header_bytes, blobs=()):
+    out = struct.pack("<I", len(header_bytes)) + header_bytes + struct.pack("<I", len(blobs))
+    for b in blobs:
+        out += struct.pack("<Q", len(b)) + b
+    return out
+
+
+def receive_raw(data, **kw):
+    a, b = socket.socketpair()
+    try:
+        threading.Thread(target=lambda: (a.sendall(data), a.close())).start()
+        b.settimeout(5)
+        return protocol.receive(b, **kw)
+    finally:
+        b.close()
+
+
+def npy(array, allow_pickle=False):
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=allow_pickle)
+    return buffer.getvalue()
+
+
+def test_protocol_refuses_pickles_and_object_arrays():
+    blobs = [npy(np.array([{"a": 1}, None], dtype=object), allow_pickle=True)]
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode({"$a": 0}, blobs)
+    for bad in (np.array(["a", "b"]), np.array([1 + 2j]), np.zeros(2, dtype=[("x", "f8")])):
+        with pytest.raises(protocol.ProtocolError):
+            protocol.decode({"$a": 0}, [npy(bad)])
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode({"$a": 0}, [b"\x80\x04K\x01."])  # a raw pickle
+    with pytest.raises(protocol.ProtocolError):
+        protocol.encode(np.array([1, None], dtype=object), [])
+    a = protocol.decode({"$a": 0}, [npy(np.arange(3.0))])
+    assert type(a) is np.ndarray and a.tolist() == [0.0, 1.0, 2.0]
+
+
+def test_protocol_subclasses_are_handles_never_arrays():
+    class Sub(np.ndarray):
+        pass
+
+    kept = []
+    for value in (np.arange(3.0).view(Sub), np.ma.masked_array([1.0]), np.matrix([[1.0]])):
+        with pytest.raises(protocol.ProtocolError):
+            protocol.encode(value, [])
+        tree = protocol.encode(value, [], handle=lambda obj: kept.append(obj) or len(kept))
+        assert "$h" in tree
+        back = protocol.decode(tree, [], handle=protocol.Handle)
+        assert isinstance(back, protocol.Handle) and not isinstance(back, np.ndarray)
+
+
+def test_protocol_refuses_malformed_and_oversized_frames():
+    good = frame(json.dumps({"op": "x"}).encode())
+    assert receive_raw(good) == ({"op": "x"}, [])
+    bad_frames = [
+        frame(b"not json"),
+        frame(b"\xff\xfe"),
+        frame(b"[1, 2]"),  # not an object
+        struct.pack("<I", protocol.MAX_HEADER + 1) + b"{}",
+        frame(b"{}")[:-4] + struct.pack("<I", protocol.MAX_BLOBS + 1),
+        frame(b"{}")[:-4] + struct.pack("<I", 1) + struct.pack("<Q", protocol.MAX_BLOB + 1),
+        frame(b'{"op": ' + b"9" * 5000 + b"}"),  # an int JSON reads but Python refuses (4300 digits)
+        frame(b"[" * 100_000 + b"]" * 100_000),  # nesting deeper than the parser's recursion
+    ]
+    for data in bad_frames:
+        with pytest.raises(protocol.ProtocolError):
+            receive_raw(data)
+    with pytest.raises(protocol.ProtocolError, match="too large"):
+        receive_raw(frame(b"{}", [b"x" * 5000]), max_total=1000)
+    with pytest.raises(EOFError):
+        receive_raw(good[:-2])
+    for tree in ({"$a": 5}, {"$a": "0"}, {"$x": 1}, {"$s": "1e999"}, {"$t": 3}, {"$d": [[1, 2]]},
+                 {"$h": 1}, {"$f": 1}, {"a": 1, "b": 2, "c": 3}):
+        with pytest.raises(protocol.ProtocolError):
+            protocol.decode(tree, [])
+    deep = []
+    for _ in range(protocol.MAX_DEPTH + 5):
+        deep = [deep]
+    with pytest.raises(protocol.ProtocolError):
+        protocol.encode(deep, [])
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode(deep, [])
+
+
+def test_worker_values_cross_as_plain_data_only(worker):
+    run(worker, """
+import numpy as np
+class Sub(np.ndarray):
+    def __array_ufunc__(self, *a, **k):
+        return True
+    def __eq__(self, other):
+        return True
+class Odd:
+    __eq__ = lambda self, other: True
+def sub(): return np.zeros(3).view(Sub)
+def odd(): return Odd()
+def masked(): return np.ma.masked_array([1.0, 2.0])
+def objects(): return np.array([1, None], dtype=object)
+def plain(): return (np.arange(3.0), {"k": [1, 2.5, float("nan")]})
+def huge(): return 10 ** 5000
+""")
+    for name in ("sub", "odd", "masked", "objects"):
+        value = worker.call(name, [], {})
+        assert isinstance(value, protocol.Handle) and not isinstance(value, np.ndarray), (name, value)
+    arr, d = worker.call("plain", [], {})
+    assert type(arr) is np.ndarray and arr.tolist() == [0.0, 1.0, 2.0] and d["k"][:2] == [1, 2.5]
+    with pytest.raises(StudentRaised):
+        worker.call("huge", [], {})
+
+
+def test_forged_frames_from_the_worker_stop_it(pool):
+    """Student code that writes its own frames on the worker's socket (ahead of the real answer) gets its worker
+    stopped (WorkerGone), whatever the frame holds."""
+    forged = {
+        "header_not_json": "frame(b'not json')",
+        "int_json_cannot_hold": "frame(b'{\"op\": ' + b'9' * 5000 + b'}')",
+        "nested_too_deep": "frame(b'[' * 100000 + b']' * 100000)",
+        "header_too_large": "struct.pack('<I', 64 << 20)",
+    }
+    for name, expression in forged.items():
+        with pool.acquire() as slot:
+            w = slot.open_worker()
+            w.GRACE = 1.0
+            source = f"""
+import gc, json, socket, struct
+def frame(h, blobs=()):
+    return struct.pack("<I", len(h)) + h + struct.pack("<I", 0)
+s = [o for o in gc.get_objects() if isinstance(o, socket.socket)][0]
+s.sendall({expression})
+"""
+            with pytest.raises(WorkerGone):
+                w.run_cell(source, 5)
+                w.call("nothing", [], {})  # a desynchronised stream shows at the latest in the next exchange
+            assert w.closed, name
+
+
+def test_callback_stub_kept_from_one_call_fails_in_a_later_one(worker):
+    run(worker, """
+KEPT = []
+def uses_helper(x):
+    KEPT.append(helper)
+    return helper(x)
+def later(x):
+    return KEPT[0](x)
+""")
+    calls = []
+
+    def reference(x):
+        calls.append(("reference", x))
+        return x * 2
+
+    def other(x):
+        calls.append(("other", x))
+        return -1
+
+    assert worker.call("uses_helper", [3], {}, isolate={"helper": reference}) == 6
+    with pytest.raises(StudentRaised, match="only be called during"):
+        worker.call("later", [4], {})
+    with pytest.raises(StudentRaised, match="only be called during"):  # not the later call's own callback either
+        worker.call("later", [5], {}, isolate={"helper": other})
+    assert calls == [("reference", 3)]
+
+
+def test_isolation_does_not_change_the_students_namespace(worker):
+    run(worker, "def g(x):\n    return 'own'\ndef f(x):\n    return g(x)")
+    assert worker.call("f", [1], {}, isolate={"g": lambda x: "reference"}) == "reference"
+    assert worker.call("f", [1], {}) == "own"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Set-up failures and the unsafe mode
+
+
+def test_missing_bubblewrap_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name, *a, **k: None)
+    with pytest.raises(SandboxError, match="bubblewrap") as info:
+        Pool(1, preload=(), limits=LIMITS).start()
+    assert "apt-get install bubblewrap" in str(info.value)
+
+
+def test_unsafe_no_sandbox_still_grades_out_of_process():
+    with Pool(1, preload=(), limits=LIMITS, unsafe_no_sandbox=True) as p:
+        with p.acquire() as slot:
+            w = slot.open_worker()
+            try:
+                out, err = run(w, "import os, numpy as np\nnp.allclose = lambda *a, **k: True\n"
+                                  "def who():\n    return os.getpid()\ndef f(x):\n    return x * 0")
+                assert not err, out
+                assert w.call("who", [], {}) != os.getpid()
+                got = w.call("f", [np.arange(3.0)], {})
+                assert type(got) is np.ndarray and not np.allclose(got, np.arange(3.0))  # patched there, not here
+            finally:
+                w.close()
