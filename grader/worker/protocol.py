@@ -193,8 +193,8 @@ def receive(sock, max_total=MAX_TOTAL):
         raise ProtocolError("header too large")
     try:
         header = json.loads(_read_exact(sock, size, budget))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ProtocolError("header is not JSON") from None
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, an int Python refuses to read, nested too deeply
+        raise ProtocolError("header is not JSON that can be read") from None
     if not isinstance(header, dict):
         raise ProtocolError("header is not an object")
     (count,) = struct.unpack("<I", _read_exact(sock, 4, budget))
