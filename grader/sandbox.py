@@ -23,6 +23,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import itertools
 import os
 import pathlib
 import queue
@@ -324,6 +325,7 @@ class Worker:
     def __init__(self, slot, pid, sock):
         self.slot, self.pid, self.sock = slot, pid, sock
         self.closed = False
+        self.callback_ids = itertools.count(1)  # never reused: a stub kept from an earlier call matches nothing
 
     def close(self):
         if not self.closed:
@@ -397,8 +399,9 @@ class Worker:
         callbacks, blobs = {}, []
 
         def register(fn):
-            callbacks[len(callbacks) + 1] = fn
-            return len(callbacks)
+            ident = next(self.callback_ids)
+            callbacks[ident] = fn
+            return ident
 
         header = {"op": "call", "name": name, "timeout": timeout,
                   "args": protocol.encode(list(args), blobs, callback=register),
