@@ -2,7 +2,10 @@
 
 INJECTIONS = [(mistake_id, grade_id of the solution cell, old, new, {test cell: expected score})]: replacing `old`
 (unique in that cell) by `new` gives the mistake; the dict lists only the test cells that lose points. The expected
-scores are regression values computed by the checker on the notebook's hidden seeds. Why more than one cell can lose:
+scores are what the grader gives (grader.scoring, on hidden cases drawn from assignment_tools.TEST_SECRET). Most are
+whole cells, which no secret changes; two mistakes pass their cell's visible example and show only in the hidden cases
+of one convention, and since the hidden cases draw their convention at random, their score is a ConventionShare: the
+cell's points times the share of hidden cases in the other convention. Why more than one cell can lose:
 a visible check that fails makes its cell score 0; the backward checks run on the cache of the student's own forward
 and the Keras matches on the student's gru_forward, so a forward mistake can cost those cells too; the gradient check
 runs the student's own chain (gates, candidate, step forward and backward), so a mistake anywhere in it fails there.
@@ -10,6 +13,34 @@ Every test cell that loses points names the mistake: the gradient check's test r
 functions when the reports fail, the backward and Keras checks also try the mistakes of the forward they run, and the
 candidate's sigmoid and the swapped Keras kernels are each one mistake that both cells of a convention pair recognise.
 """
+
+import dataclasses
+
+from course_pkg.checks import a3_gru, core
+
+
+@dataclasses.dataclass(frozen=True)
+class ConventionShare:
+    """The score of a cell whose mistake shows only in the hidden cases of one convention (reset_after ==
+    shows_when): points * (hidden cases of the other convention) / (hidden cases), rounded as the grader rounds."""
+
+    key: str
+    points: float
+    shows_when: bool
+
+    def passing(self, seed_for):
+        """(hidden cases in which the mistake does not show, hidden cases) for these seeds."""
+        cases = core.hidden_cases(a3_gru.REGISTRY.spec(self.key), seed_for(self.key))
+        return sum(c.inputs["reset_after"] is not self.shows_when for c in cases), len(cases)
+
+    def score(self, seed_for):
+        passed, total = self.passing(seed_for)
+        return round(self.points * passed / total, 2)
+
+
+def expected_score(value, seed_for):
+    return value.score(seed_for) if isinstance(value, ConventionShare) else float(value)
+
 
 _SWAP_OLD = "x_t @ W[:, block] + h_prev @ U[:, block]"
 _SWAP_NEW = "x_t @ U[:, block] + h_prev @ W[:, block]"
@@ -30,9 +61,10 @@ INJECTIONS = [
      {"test_update_gate": 0, **_CHAIN}),
     ("gru-reset-gate-tanh", "reset_gate", "return sigmoid(", "return np.tanh(", {"test_reset_gate": 0, **_CHAIN}),
     ("gru-reset-gate-no-bias", "reset_gate", "U[:, block] + bias)", "U[:, block])", {"test_reset_gate": 0, **_CHAIN}),
-    # reset_gate's visible check uses reset_after=False, where the mistake does not show: 3 of 6 hidden cases pass
+    # reset_gate's visible check uses reset_after=False, where the mistake does not show (there is no recurrent bias
+    # row): the hidden cases with reset_after=False pass
     ("gru-reset-gate-recurrent-bias-ignored", "reset_gate", "b[0, block] + b[1, block]", "b[0, block]",
-     {"test_reset_gate": 0.5, **_CHAIN}),
+     {"test_reset_gate": ConventionShare("reset_gate", 1, shows_when=True), **_CHAIN}),
     ("gru-reset-gate-x-h-swapped", "reset_gate", _SWAP_OLD, _SWAP_NEW, {"test_reset_gate": 0, **_CHAIN}),
     ("gru-reset-gate-reads-z-block", "reset_gate", _BLOCK["reset_gate"], _BLOCK["update_gate"],
      {"test_reset_gate": 0, **_CHAIN}),
@@ -72,9 +104,10 @@ INJECTIONS = [
      {"test_gru_step_backward": 0, **_CHAIN}),
     ("gru-dr-without-recurrent-bias", "gru_step_backward", "q = h_prev @ U_h + b[1, 2 * H:]", "q = h_prev @ U_h",
      {"test_gru_step_backward": 0, **_CHAIN}),
-    # the visible check of gru_step_backward uses reset_after=True, where this one does not show
+    # the visible check of gru_step_backward uses reset_after=True, where this one does not show (r meets U_h's
+    # product only with reset_after=False): the hidden cases with reset_after=True pass
     ("gru-dUh-without-reset", "gru_step_backward", "(r * h_prev).T @ da_h", "h_prev.T @ da_h",
-     {"test_gru_step_backward": 1.5, **_CHAIN}),
+     {"test_gru_step_backward": ConventionShare("gru_step_backward", 3, shows_when=False), **_CHAIN}),
     # the sequence backward
     ("gru-grads-not-accumulated", "gru_backward", "dW, dU, db = dW + dW_t, dU + dU_t, db + db_t",
      "dW, dU, db = dW_t, dU_t, db_t", {"test_gru_backward": 0}),

@@ -1,5 +1,6 @@
-"""Assignment a3_gru: its checks against course_pkg, its source notebook scored in-process as nbgrader would, and the
-mistake library (each mistake injected into the solution loses the expected points and is named).
+"""Assignment a3_gru: its checks against course_pkg, its source notebook scored in-process as the grader scores it
+(grader.scoring, hidden cases drawn from assignment_tools.TEST_SECRET), and the mistake library (each mistake injected
+into the solution loses the expected points and is named).
 
 Keras is imported only by the tests that need it (the Keras part of the notebook and the Keras cases), once per session.
 """
@@ -10,19 +11,22 @@ import nbformat
 import numpy as np
 import pytest
 
-from assignment_tools import (HIDDEN_CALL, SOLUTION_REGION, cell_by_id, hidden_seeds, inject, load,
-                              nbgrader_meta, run_in_process, run_until, student_version, test_cells)
+from assignment_tools import (SOLUTION_REGION, TEST_SECRET, cell_by_id, inject, load, namespace_after,
+                              nbgrader_meta, run_in_process, run_until, seed_for, student_version, test_cells)
 from course_pkg import gradcheck
-from course_pkg.checks import a3_gru, core
-from injections_a3_gru import INJECTIONS
+from course_pkg.checks import a3_gru, cases, core
+from grader import scoring, secret
+from injections_a3_gru import INJECTIONS, ConventionShare, expected_score
 
 AID = "a3_gru"
 REGISTRY = a3_gru.REGISTRY
+SEED = seed_for(AID)  # key -> the hidden cases' seed of the in-process runs
+OTHER_SECRETS = [b"course one", b"course two", b"course three", b"course four"]
 POINTS = {"test_update_gate": 1, "test_reset_gate": 1, "test_candidate_reset_after": 1,
           "test_candidate_reset_before": 1, "test_gru_step_forward": 2, "test_gru_forward": 2,
           "test_gru_step_backward": 3, "test_gru_backward": 3, "test_gradient_check": 1,
           "test_gru_keras_match_reset_after": 1, "test_gru_keras_match_reset_before": 1}
-CHECKED = {k: p for k, p in POINTS.items() if k != "test_gradient_check"}  # the cells with check() and grade()
+CHECKED = {k: p for k, p in POINTS.items() if k != "test_gradient_check"}  # the cells of one function's check
 KERAS_KEYS = ("gru_keras_match_reset_after", "gru_keras_match_reset_before")
 FIXED_CONVENTION = {"candidate_reset_after": True, "candidate_reset_before": False,
                     "gru_keras_match_reset_after": True, "gru_keras_match_reset_before": False}
@@ -67,23 +71,27 @@ def test_notebook_follows_the_conventions(nb):
     sources = [c.source for c in nb.cells if c.cell_type == "code"]
     first_keras = next(i for i, s in enumerate(sources) if "import keras" in s)
     assert all("keras" not in s for s in sources[:first_keras])
-    assert "import course_pkg.keras_interop" in sources[first_keras].splitlines()[0]
+    # TensorFlow's log level is set before it loads (no log lines on stderr), without course_pkg.keras_interop,
+    # which the grader's worker does not provide
+    keras_cell = sources[first_keras]
+    assert keras_cell.index('os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")') < keras_cell.index("import keras")
+    assert "keras_interop" not in "".join(sources)
 
 
-def test_test_cells_call_check_then_grade_with_their_points(nb):
-    seeds = hidden_seeds(nb)
-    for grade_id, points in CHECKED.items():
+def test_test_cells_are_the_visible_checks_of_the_graders_checks(nb):
+    """A check's test cell holds only the student's self-check, the gradient check's the call of its test; the
+    grader scores each by its grade_id (test_<key>): every check and cell check of the registry, nothing else."""
+    for grade_id in CHECKED:
         key = grade_id.removeprefix("test_")
-        lines = cell_by_id(nb, grade_id).source.splitlines()
-        assert lines[0] == f'check("{key}", globals())'
-        assert lines[1] == "### BEGIN HIDDEN TESTS" and lines[-1] == "### END HIDDEN TESTS"
-        assert lines[2] == f"from course_pkg.checks.{AID} import grade as _grade"
-        match = HIDDEN_CALL.match(lines[-2])
-        assert match and match["key"] == key and float(match["points"]) == points
-        assert len(match["seed"]) == 18
-    assert len(set(seeds.values())) == len(seeds)
-    assert set(seeds) == set(REGISTRY.specs)
-    assert cell_by_id(nb, "test_gradient_check").source.splitlines()[-1] == "check_gradient_reports(globals())"
+        assert cell_by_id(nb, grade_id).source == f'check("{key}", globals())'
+    assert {g.removeprefix("test_") for g in CHECKED} == set(REGISTRY.specs)
+    assert set(REGISTRY.cell_checks) == {"gradient_check"}
+    assert REGISTRY.cell_checks["gradient_check"] is a3_gru.check_gradient_reports
+    lines = cell_by_id(nb, "test_gradient_check").source.splitlines()
+    assert lines == [f"from course_pkg.checks.{AID} import check_gradient_reports", "check_gradient_reports(globals())"]
+    for grade_id in POINTS:
+        meta = nbgrader_meta(cell_by_id(nb, grade_id))
+        assert meta["locked"] and meta["grade"] and not meta["solution"]
 
 
 def test_the_text_states_the_conventions_exactly(nb):
@@ -100,29 +108,34 @@ def test_the_text_states_the_conventions_exactly(nb):
 @pytest.mark.parametrize("key", list(REGISTRY.specs))
 def test_reference_passes_its_own_checks(nb, key):
     spec = REGISTRY.spec(key)
-    cases = [spec.visible_case(), *core.hidden_cases(spec, hidden_seeds(nb)[key])]
+    examples = [spec.visible_case(), *core.hidden_cases(spec, SEED(key))]
     visible_dtype = "float32" if key in KERAS_KEYS else "float64"  # Keras layers are float32 by default
-    assert [c.dtype.name for c in cases] == [visible_dtype] + ["float64"] * 4 + ["float32"] * 2
-    for case in cases:
+    assert [c.dtype.name for c in examples] == [visible_dtype] + ["float64"] * 4 + ["float32"] * 2
+    for case in examples:
         result = core.run_case(REGISTRY, spec, REGISTRY.reference, case)
         assert result.passed, (case.label, result.detail)
 
 
 @pytest.mark.parametrize("key", list(REGISTRY.specs))
-def test_hidden_cases_cover_both_conventions(nb, key):
-    """Checks of functions that take reset_after: each convention in a square and a non-square float64 case and in a
-    float32 case (the seeds are chosen for it); the candidate and Keras checks: their own convention throughout."""
+def test_hidden_cases_carry_their_convention(key):
+    """Whatever the course secret: every case's bias has its convention's shape, and the candidate and Keras checks
+    keep their own convention throughout. The checks of functions that take reset_after draw it case by case; with
+    the tests' secret, both conventions occur among each one's hidden cases (the convention-dependent scores of the
+    injections, and the recognition of mistakes that show in one convention only, are tested on them)."""
     spec = REGISTRY.spec(key)
-    cases = core.hidden_cases(spec, hidden_seeds(nb)[key])
-    conventions = [c.inputs["reset_after"] for c in cases]
-    b_rows = [c.inputs["b"].ndim if "b" in c.inputs else c.inputs["layer"].get_weights()[2].ndim for c in cases]
-    assert b_rows == [2 if ra else 1 for ra in conventions]
+    for course_secret in [TEST_SECRET, *OTHER_SECRETS]:
+        examples = core.hidden_cases(spec, secret.seed(course_secret, AID, key))
+        conventions = [c.inputs["reset_after"] for c in examples]
+        assert all(type(ra) is bool for ra in conventions)
+        b_rows = [c.inputs["b"].ndim if "b" in c.inputs else c.inputs["layer"].get_weights()[2].ndim
+                  for c in examples]
+        assert b_rows == [2 if ra else 1 for ra in conventions]
+        if key in FIXED_CONVENTION:
+            assert set(conventions) == {FIXED_CONVENTION[key]}
     if key in FIXED_CONVENTION:
-        assert set(conventions) == {FIXED_CONVENTION[key]}
         assert spec.visible_case().inputs["reset_after"] == FIXED_CONVENTION[key]
     else:
-        c = conventions  # cases 0, 2 square float64; 1, 3 not square float64; 4, 5 float32
-        assert c[0] != c[2] and c[1] != c[3] and c[4] != c[5]
+        assert {c.inputs["reset_after"] for c in core.hidden_cases(spec, SEED(key))} == {True, False}
 
 
 def test_visible_examples_show_both_conventions_across_the_notebook():
@@ -133,7 +146,7 @@ def test_visible_examples_show_both_conventions_across_the_notebook():
 
 def test_hidden_cases_differ_from_the_visible_one_and_vary_in_shape(nb):
     spec = REGISTRY.spec("gru_step_forward")
-    hidden = core.hidden_cases(spec, hidden_seeds(nb)["gru_step_forward"])
+    hidden = core.hidden_cases(spec, SEED("gru_step_forward"))
     assert len({c.label for c in hidden}) > 2
     visible = spec.visible_case()
     assert not any(np.array_equal(visible.inputs["W"], c.inputs["W"]) for c in hidden if c.dtype == visible.dtype)
@@ -141,7 +154,7 @@ def test_hidden_cases_differ_from_the_visible_one_and_vary_in_shape(nb):
 
 def test_candidate_cases_have_a_reset_gate_that_matters(nb):
     for key in ("candidate_reset_after", "candidate_reset_before"):
-        for case in core.hidden_cases(REGISTRY.spec(key), hidden_seeds(nb)[key]):
+        for case in core.hidden_cases(REGISTRY.spec(key), SEED(key)):
             r = case.inputs["r"]
             assert r.dtype == case.dtype and r.shape == case.inputs["h_prev"].shape
             assert 0 < r.min() and r.max() < 1
@@ -150,20 +163,27 @@ def test_candidate_cases_have_a_reset_gate_that_matters(nb):
 
 @pytest.mark.parametrize("key", KERAS_KEYS)
 def test_keras_reference_chain_is_the_layers_own_output(nb, key):
-    """The Keras checks compare with course_pkg's get_params + gru_forward: that chain must be what the layer
-    computes, on every case the check uses (float32 within 1e-5, float64 within 1e-10), with non-zero biases."""
+    """The Keras checks compare with course_pkg's get_params + gru_forward, run on the layer's description
+    (cases.KerasLayerSpec: plain data, what crosses to the grader's worker): that chain must be what the layer the
+    description builds computes, on every case the check uses (float32 within 1e-5, float64 within 1e-10), with
+    non-zero biases."""
     import keras
 
     spec = REGISTRY.spec(key)
-    cases = [spec.visible_case(), *core.hidden_cases(spec, hidden_seeds(nb)[key])]
-    for case in cases:
+    examples = [spec.visible_case(), *core.hidden_cases(spec, SEED(key))]
+    for case in examples:
         i = case.inputs
-        assert i["layer"].reset_after is i["reset_after"]
+        assert isinstance(i["layer"], cases.KerasLayerSpec) and i["layer"].kind == "GRU"
+        assert i["layer"].options["reset_after"] is i["reset_after"]
         bias = i["layer"].get_weights()[2]
         assert bias.shape == a3_gru.bias_shape(i["layer"].units, i["reset_after"])
         assert np.all(np.any(bias != 0, axis=-1)), "every bias row must be non-zero"
+        layer = i["layer"].build()
+        assert isinstance(layer, keras.layers.GRU) and layer.reset_after is i["reset_after"]
+        for built, described in zip(layer.get_weights(), i["layer"].get_weights(), strict=True):
+            np.testing.assert_array_equal(built, described)
         (h,) = spec.run(REGISTRY.reference, core._copy_inputs(i))
-        keras_h = keras.ops.convert_to_numpy(i["layer"](i["x"], initial_state=[i["h0"]]))
+        keras_h = keras.ops.convert_to_numpy(layer(i["x"], initial_state=[i["h0"]]))
         assert keras_h.dtype == h.dtype == case.dtype
         tol = 1e-5 if case.dtype == np.float32 else 1e-10
         assert np.max(np.abs(h - keras_h)) < tol, case.label
@@ -207,21 +227,6 @@ def test_gradient_check_cell_prints_both_reports(nb):
     assert out.count("relative error") == 2 and "FAILED" not in out
 
 
-def test_student_version_holds_no_solution_line_and_no_hidden_marker(nb):
-    """What the nbgrader end-to-end test asserts of the generated student version, here on the in-process one."""
-    student = student_version(nb)
-    for cell in student.cells:
-        cell.source = re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", "", cell.source, flags=re.S)
-    released = "\n".join(c.source for c in student.cells)
-    for marker in ("SOLUTION", "HIDDEN", "_grade(", "seed=", "import grade as"):
-        assert marker not in released, marker
-    for cell in nb.cells:
-        for region in re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, re.S):
-            for line in region.splitlines():
-                line = line.strip()
-                assert len(line) <= 12 or line.startswith("#") or line not in released, line
-
-
 def test_student_version_gets_zero_without_a_checker_error(nb):
     student = student_version(nb)
     assert "### BEGIN SOLUTION" not in "".join(c.source for c in student.cells)
@@ -230,15 +235,17 @@ def test_student_version_gets_zero_without_a_checker_error(nb):
     for grade_id in CHECKED:
         assert "NotImplementedError" in runs[grade_id].output, runs[grade_id].output
     assert "report_after is not defined" in runs["test_gradient_check"].output
-    # the hidden checks alone (visible lines removed) also give 0 with the reason, not a checker error
-    for grade_id in CHECKED:
-        cell = cell_by_id(student, grade_id)
-        cell.source = cell.source.split("\n", 1)[1]
-    runs = run_in_process(student)
-    for grade_id in CHECKED:
-        run = runs[grade_id]
-        assert run.score == 0.0 and "0 of 6 hidden checks passed" in run.output, run.output
-        assert "NotImplementedError" in run.output and "checker error" not in run.output
+    assert all("checker error" not in run.output for run in runs.values())
+    # the hidden cases (which the grader runs only after the visible example passes) also fail case by case, with
+    # the reason, and never with a checker error
+    ns = namespace_after(student)
+    for key, spec in REGISTRY.specs.items():
+        student_code = core.StudentCode(ns, spec, REGISTRY)
+        assert student_code.problem() is None
+        results = [core.run_case(REGISTRY, spec, student_code, c) for c in core.hidden_cases(spec, SEED(key))]
+        assert len(results) == 6
+        for r in results:
+            assert not r.passed and r.raised and "NotImplementedError" in r.detail, (key, r.detail)
 
 
 # ---------------------------------------------------------------- the gradient check's test
@@ -250,10 +257,26 @@ def _report(errors):
 GOOD = dict.fromkeys(a3_gru.GRADCHECK_INPUTS, 1e-10)
 
 
+class _Forged:
+    """A report made by the student's own code, with the name and attributes of gradcheck's."""
+
+    def __init__(self, errors, tol):
+        self.errors, self.tol = errors, tol
+
+
+_Forged.__name__ = _Forged.__qualname__ = "GradcheckReport"
+
+
 @pytest.mark.parametrize("namespace, expected", [
     ({}, "report_after is not defined"),
     ({"report_after": _report(GOOD)}, "report_before is not defined"),
-    ({"report_after": 0.0, "report_before": _report(GOOD)}, "report_after (reset_after=True) is a float"),
+    ({"report_after": 0.0, "report_before": _report(GOOD)}, "report_after is a float, not the report"),
+    ({"report_after": _report(GOOD), "report_before": _Forged(GOOD, 1e-7)},
+     "report_before is a GradcheckReport, not the report course_pkg.gradcheck.gradcheck returns"),
+    ({"report_after": gradcheck.GradcheckReport({**GOOD, "W": "small"}, 1e-7), "report_before": _report(GOOD)},
+     "report_after is not a report that gradcheck made"),
+    ({"report_after": _report({**GOOD, "W": float("nan")}), "report_before": _report(GOOD)},
+     "disagree with central differences for W (nan)"),
     ({"report_after": _report({"x_t": 1e-10}), "report_before": _report(GOOD)}, "no gradient for h_prev, W, U, b"),
     ({"report_after": _report(GOOD), "report_before": gradcheck.GradcheckReport(GOOD, 1.0)}, "keep gradcheck's"),
     ({"report_after": _report(GOOD), "report_before": _report({**GOOD, "U": 0.3})},
@@ -263,6 +286,24 @@ GOOD = dict.fromkeys(a3_gru.GRADCHECK_INPUTS, 1e-10)
 def test_gradient_reports_are_checked_with_a_reason(namespace, expected):
     with pytest.raises(AssertionError, match=re.escape(expected)):
         a3_gru.check_gradient_reports(namespace)
+
+
+def test_stored_reports_that_the_students_functions_contradict_score_zero(nb):
+    """The grader does not take the stored reports' word: it differentiates the student's gru_step_forward itself
+    and compares with the student's gru_step_backward (here made wrong after the reports were stored)."""
+    ns = namespace_after(nb)
+    assert scoring.grade_cell(REGISTRY, "test_gradient_check", 1.0, ns, SEED).score == 1.0
+    right = ns["gru_step_backward"]
+
+    def doubled_dU(dh_t, cache):
+        dx_t, dh_prev, dW, dU, db = right(dh_t, cache)
+        return dx_t, dh_prev, dW, 2 * dU, db
+
+    ns["gru_step_backward"] = doubled_dU
+    result = scoring.grade_cell(REGISTRY, "test_gradient_check", 1.0, ns, SEED)
+    assert result.score == 0.0 and "both reports passed" in result.text
+    assert "dU from your gru_step_backward is not the gradient of your gru_step_forward" in result.error
+    assert "dW from" not in result.error
 
 
 def test_a_failed_gradient_check_reports_the_checks_of_the_functions_it_runs():
@@ -314,13 +355,24 @@ def test_shared_mistakes_belong_to_checks_of_their_function():
         reg.add_shared_mistake(mistake, ("candidate_reset_before",))
 
 
+def test_convention_dependent_scores_are_partial_with_the_tests_secret():
+    """The two mistakes that show in one convention only are tested on a partial score: with the tests' secret,
+    their checks' hidden cases hold both conventions, so the score tells the convention's cases from the others."""
+    shares = {v.key: v for *_, expected in INJECTIONS for v in expected.values() if isinstance(v, ConventionShare)}
+    assert set(shares) == {"reset_gate", "gru_step_backward"}
+    for share in shares.values():
+        passed, total = share.passing(SEED)
+        assert 0 < passed < total and 0 < share.score(SEED) < share.points
+        assert share.points == POINTS[f"test_{share.key}"]
+
+
 @pytest.mark.parametrize("mistake_id, grade_id, old, new, expected", INJECTIONS, ids=[i[0] for i in INJECTIONS])
 def test_injected_mistake_loses_the_expected_points_and_is_named_in_every_cell_that_loses(
         nb, mistake_id, grade_id, old, new, expected):
     """The rule of the end-to-end nbgrader test, in-process: the scores, and the mistake's id in the output of every
     test cell that loses points (the ids of all entries that share this injection, if any)."""
     runs = run_in_process(inject(nb, grade_id, old, new))
-    assert _scores(runs) == {k: float(expected.get(k, p)) for k, p in POINTS.items()}
+    assert _scores(runs) == {k: expected_score(expected.get(k, p), SEED) for k, p in POINTS.items()}
     sharing = [i[0] for i in INJECTIONS if i[1:4] == (grade_id, old, new)]
     for test_id in expected:
         for named in sharing:
@@ -334,7 +386,7 @@ def test_mistake_is_recognised_on_the_hidden_cases(nb, mistake, key):
     other."""
     spec = REGISTRY.spec(key)
     get = core._mistake_resolver(mistake, REGISTRY)
-    results = [core.run_case(REGISTRY, spec, get, c) for c in core.hidden_cases(spec, hidden_seeds(nb)[spec.key])]
+    results = [core.run_case(REGISTRY, spec, get, c) for c in core.hidden_cases(spec, SEED(spec.key))]
     failed = [r for r in results if not r.passed]
     assert failed
     named = [r for r in failed if r.mistakes]
@@ -367,7 +419,7 @@ def test_the_plain_backward_used_by_the_mistakes_is_right_when_nothing_is_wrong(
     """The wrong gru_step_backward versions are one flag away from a right one: that one must equal course_pkg's."""
     spec = REGISTRY.spec("gru_step_backward")
     right = core.Mistake("none", "gru_step_backward", None, "", "", {"gru_step_backward": a3_gru._step_backward()})
-    for case in core.hidden_cases(spec, hidden_seeds(nb)["gru_step_backward"]):
+    for case in core.hidden_cases(spec, SEED("gru_step_backward")):
         assert core.run_case(REGISTRY, spec, core._mistake_resolver(right, REGISTRY), case).passed, case.label
 
 

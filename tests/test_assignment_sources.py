@@ -1,6 +1,7 @@
 """What every assignment's source notebook must hold for nbgrader and for the grader, across the three, and where
 the hidden cases come from: a course secret, never the notebooks."""
 
+import ast
 import json
 import os
 import re
@@ -12,7 +13,7 @@ import pytest
 
 import assignment_tools as at
 from course_pkg.checks import ASSIGNMENTS, core, registry
-from grader import secret
+from grader import engine, secret
 
 
 def test_cells(assignment):
@@ -69,6 +70,35 @@ def test_source_notebooks_hold_no_hidden_test_and_no_seed(assignment):
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not re.search(r"^\s*(from|import)\s+grader\b", cell.source, re.M), cell.source
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_notebooks_import_of_course_pkg_only_what_the_graders_worker_provides(assignment):
+    """The worker that runs a student's cells has the modules of course_pkg the grader gives the assignment
+    (grader.engine.STUDENT_MODULES: no reference implementation) and stubs of course_pkg.checks; an import of
+    anything else would fail there and cost the cells after it."""
+    provided = engine.STUDENT_MODULES[assignment]
+    for cell in at.load(assignment).cells:
+        if cell.cell_type != "code" or at.is_test_cell(cell):
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Import):
+                imports = [(alias.name, None) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                imports = [(node.module or "", alias.name) for alias in node.names]
+            else:
+                continue
+            for module, name in imports:
+                if module.split(".")[0] != "course_pkg":
+                    continue
+                if module == f"course_pkg.checks.{assignment}":
+                    continue
+                if module == "course_pkg" and name in provided:
+                    continue  # from course_pkg import activations
+                child = module.removeprefix("course_pkg.")
+                assert child in provided, f"{assignment}: {cell.source}"
+                names = provided[child]
+                assert names is None or name in names, f"{assignment}: {module}.{name} is not given to the worker"
 
 
 def _all_seeds(course_secret):
