@@ -95,7 +95,7 @@ class RemoteStudent:
             def student_function(*args, **kwargs):
                 try:
                     return session.worker().call(name, args, kwargs, isolate=isolate,
-                                                 timeout=session.limits.call_seconds)
+                                                 timeout=session.call_timeout())
                 except WorkerGone as exc:  # said as such: a traceback would quote the grader's own lines
                     raise WorkerStopped(str(exc)) from None
 
@@ -143,6 +143,7 @@ class Session:
 
     def __init__(self, slot, assignment, limits):
         self.slot, self.assignment, self.limits = slot, assignment, limits
+        self.deadline = time.monotonic() + limits.notebook_seconds
         self.current = None
         self.history = []  # sources of the ordinary cells run so far
         self.restarts = 0
@@ -160,9 +161,20 @@ class Session:
                 self.current.run_cell(source, self.limits.cell_seconds)
         return self.current
 
+    def remaining(self):
+        return self.deadline - time.monotonic()
+
+    def call_timeout(self):
+        """A check's call gets its own limit, or what is left of the notebook's budget if that is less: a slow
+        function cannot make its test cells outlast the notebook's budget."""
+        left = self.remaining()
+        if left <= 0:
+            raise WorkerGone(f"not run: the notebook's time budget of {self.limits.notebook_seconds:g} s was spent")
+        return max(0.5, min(self.limits.call_seconds, left))
+
     def run_cell(self, source):
         try:
-            outputs = self.worker().run_cell(source, self.limits.cell_seconds)
+            outputs = self.worker().run_cell(source, max(0.5, min(self.limits.cell_seconds, self.remaining())))
         except WorkerGone as exc:
             # not replayed: a cell that kills its worker would kill the next one too
             kind = (KERNEL_DIED if "died" in str(exc) else NOT_RUN if str(exc).startswith("no new worker")
@@ -242,7 +254,6 @@ def grade_notebook(nb, assignment, registry, slot, seed_for, limits=None):
     limits = limits or Limits()
     session = Session(slot, assignment, limits)
     namespace = RemoteNamespace(session)
-    deadline = time.monotonic() + limits.notebook_seconds
     count = 0
     try:
         for cell in nb.cells:
@@ -250,7 +261,7 @@ def grade_notebook(nb, assignment, registry, slot, seed_for, limits=None):
                 continue
             count += 1
             cell.execution_count = count
-            if time.monotonic() > deadline:
+            if session.remaining() <= 0:
                 cell.outputs = [_error_output(NOT_RUN, f"not run: the notebook's time budget of "
                                                        f"{limits.notebook_seconds:g} s was spent")]
             elif is_test_cell(cell):

@@ -321,6 +321,7 @@ class Worker:
     code raised) or WorkerGone (the worker died, broke the protocol or ran out of time: it is killed)."""
 
     GRACE = 5.0  # seconds after a time limit before the worker is killed (it had its own alarm first)
+    MAX_MESSAGE = 64 << 20  # bytes: what one answer of a worker may hold (graded outputs are far smaller)
 
     def __init__(self, slot, pid, sock):
         self.slot, self.pid, self.sock = slot, pid, sock
@@ -339,7 +340,7 @@ class Worker:
         if left <= 0:
             raise socket.timeout()
         self.sock.settimeout(left)
-        return protocol.receive(self.sock)
+        return protocol.receive(self.sock, max_total=self.MAX_MESSAGE)
 
     def _exchange(self, header, blobs, timeout, callbacks=None):
         """Send a request and serve callbacks until its answer; any failure kills the worker."""
