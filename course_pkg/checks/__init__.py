@@ -1,10 +1,10 @@
-"""Autograding for the course's nbgrader assignments: one module per assignment (a1_rnn, a2_lstm, a3_gru).
+"""The checks of the course's nbgrader assignments: one module per assignment (a1_rnn, a2_lstm, a3_gru).
 
-A notebook's visible test cell:      check("lstm_step_forward", globals())
-Its hidden test block (instructors): grade("lstm_step_forward", globals(), seed=..., points=...)
-
-with check and grade imported from the assignment's module. Both compare the student's function with course_pkg's
-on the same inputs (see core.py) and name the common mistake whose outputs the student's outputs match.
+A notebook's test cell is `check("lstm_step_forward", globals())`: in the student's kernel it is a self-check on a
+small fixed example, which compares the student's function with course_pkg's and names the common mistake whose
+outputs the student's outputs match (see core.py). When the work is graded, the grader (the top-level package
+`grader`, instructor software) scores the same cell itself, with the same checks on hidden cases, calling the
+student's functions in a sandbox.
 """
 
 import importlib

@@ -1,6 +1,6 @@
 """Checks and common mistakes for assignment a1_rnn: the simple RNN and its gradient check.
 
-The notebook's cells call check(key, globals()) (visible) and grade(key, globals(), seed=..., points=...) (hidden);
+The notebook's test cells call check(key, globals()) (a self-check; the grader scores the same checks on hidden cases);
 the test of the gradient check the student runs calls check_gradient_errors(globals()).
 """
 

@@ -1,7 +1,7 @@
 """Checks and common mistakes for assignment a2_lstm: the LSTM's gates, its step and sequence functions forward and
 backward, and its match with keras.layers.LSTM.
 
-The notebook's cells call check(key, globals()) (visible) and grade(key, globals(), seed=..., points=...) (hidden).
+The notebook's test cells call check(key, globals()) (a self-check; the grader scores the same checks on hidden cases).
 Keras is imported only by the case maker of the "lstm_keras_match" check, so importing this module stays fast.
 """
 
