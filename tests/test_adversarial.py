@@ -1,8 +1,9 @@
 """Adversarial suite of the trusted grader (issue 9): attack submissions on a2_lstm, graded in one class run.
 
-One temporary course holds every attacker of tests/attacks (45 submissions, each a wrong notebook worth 0 of 16 or a
-partly correct one worth 4, plus its attack) and three honest students (perfect: 16, idle: 0, gates only: 4). One
-`python -m grader.classroom autograde --jobs 2` grades them all, with short time limits. Then:
+One temporary course holds every attacker of tests/attacks (46 submissions, each a wrong notebook worth 0 of 16 or a
+partly correct one worth 4, plus its attack), three honest students (perfect: 16, idle: 0, gates only: 4) and one a1_rnn
+student who stores a gradient check's results by hand (worth 0). One `python -m grader.classroom autograde --jobs 2`
+grades them all, with short time limits (about 3 minutes on 2 cores). Then:
 - every attacker has exactly its honest score, test cell by test cell, in the gradebook;
 - the honest students have exactly theirs, and every student is in grading_report.csv;
 - the course files (source/, release/, submitted/, nbgrader_config.py, .grader_secret) are unchanged; no file of the
@@ -32,7 +33,7 @@ import nbformat
 import pytest
 
 import nbgrader_course as nc
-from attacks import ATTACKS, GATES, TESTS, _find
+from attacks import A1_SELF_REPORTED, ATTACKS, GATES, TESTS, _find
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +41,7 @@ ASSIGNMENT = "a2_lstm"
 MARK = "ADVMARK" + uuid.uuid4().hex[:10]  # in every process and file an attack makes
 RUN_ID = "ADVRUN" + uuid.uuid4().hex[:10]  # in the environment of the class run (and so of its sandboxes)
 SANDBOX_UID = 61000
+A1_STUDENT = "x_a1_self_reported_gradient_check"
 CONFIG_OVERRIDES = """
 # tests/test_adversarial.py: shorter limits, so that the class run stays short
 c.SandboxExecute.cell_timeout = 5
@@ -219,6 +221,7 @@ def graded(tmp_path_factory):
     with open(course / "nbgrader_config.py", "a") as fh:
         fh.write(CONFIG_OVERRIDES)
     nc.nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    nc.nbgrader(course, "generate_assignment", "a1_rnn", "--force")
     secret.load(course)  # made now (as the first grading would), so that its hash is known before the run
     release = nc.release_notebook(course, ASSIGNMENT)
     perfect = nc.perfect_student(nc.source_notebook(course, ASSIGNMENT))
@@ -235,6 +238,10 @@ def graded(tmp_path_factory):
     for attack in ATTACKS:
         nc.submit(course, f"x_{attack.name}", ASSIGNMENT, build(attack, release, gates, values))
         expected[f"x_{attack.name}"] = expected_scores(attack.base, attack.expected)
+    a1 = nc.release_notebook(course, "a1_rnn")
+    a1.cells.insert(_find(a1, "test_gradient_check"), nbformat.v4.new_code_cell(A1_SELF_REPORTED))
+    nc.submit(course, A1_STUDENT, "a1_rnn", a1)
+    a1_expected = dict.fromkeys(nc.autograded_points(nc.source_notebook(course, "a1_rnn")), 0.0)
     course_files = [course / "source", course / "release", course / "submitted", course / "nbgrader_config.py",
                     course / secret.NAME]
     repo_files = [nc.ROOT / "course_pkg", nc.ROOT / "grader"]
@@ -258,9 +265,12 @@ def graded(tmp_path_factory):
     result = dict(course=course, proc=proc, seconds=seconds, expected=expected, right_after=right_after, later=later,
                   before_course=before_course, after_course=tree_hashes(course_files), before_repo=before_repo,
                   after_repo=tree_hashes(repo_files), repo_files=repo_files, listeners=listeners, watcher=watcher,
-                  processes=processes(), scores={s: nc.scores(course, ASSIGNMENT, s) for s in expected})
+                  processes=processes(), scores={s: nc.scores(course, ASSIGNMENT, s) for s in expected},
+                  a1_expected=a1_expected, a1_scores=nc.scores(course, "a1_rnn", A1_STUDENT))
     with open(report, newline="") as fh:
-        result["report"] = {row["student"]: row for row in csv.DictReader(fh)}
+        rows = list(csv.DictReader(fh))
+    result["report"] = {row["student"]: row for row in rows if row["assignment"] == ASSIGNMENT}
+    result["a1_report"] = [row for row in rows if row["assignment"] == "a1_rnn"]
     make_table(result)
     return result
 
@@ -313,6 +323,13 @@ def test_attack_gets_exactly_its_honest_score(graded, attack):
     assert got == want, f"{attack}: gradebook {got} != honest {want}; report: {row}"
     assert float(row["score"]) == total(want), row
     assert row["status"] in next(a.status for a in ATTACKS if a.name == attack), row
+
+
+def test_a1_self_reported_gradient_check_earns_nothing(graded):
+    """a1_rnn's gradient check cell is scored from the relative errors the notebook stores: a notebook that stores
+    small numbers without any gradient check (and no function written) must still get 0."""
+    assert [row["student"] for row in graded["a1_report"]] == [A1_STUDENT]
+    assert graded["a1_scores"] == graded["a1_expected"], graded["a1_report"]
 
 
 def test_adversarial_table(graded):

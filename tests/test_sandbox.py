@@ -4,6 +4,9 @@ Each test opens a fresh worker on the module's pool (one slot, no TensorFlow pre
 student-like code in it, then looks from the outside: the uid and the filesystem the code sees, the network, the
 processes it leaves, the limits; the protocol's refusals (pickles, object arrays, subclasses, malformed and oversized
 frames); callbacks that outlive their call; a missing bubblewrap; the loudly named unsafe mode.
+
+test_shared_memory_is_within_the_memory_limit fails today: RLIMIT_AS does not count memfd/shmem pages, so a worker can
+hold far more memory than Limits.memory_mb (a memory cgroup per slot would bound it).
 """
 
 from __future__ import annotations

@@ -213,7 +213,7 @@ for obj in gc.get_objects():
         print("found a", type(obj).__name__)
 print("dicts rewritten:", n)
 ''')]),
-    A("protocol_forged_from_worker", "grader and references patched in memory", "wrong", [("tail", WRONG_ALL + '''
+    A("protocol_forged_from_worker", "protocol frames forged in the worker", "wrong", [("tail", WRONG_ALL + '''
 import gc, json, os, socket, struct, sys
 def frame(header, blobs=()):
     data = json.dumps(header).encode()
@@ -236,6 +236,13 @@ for s in socks:
         s.sendall(b"\\x10\\x00\\x00\\x00" + b'{"op": 1' + b"9" * 8)
     except OSError as exc:
         print("send failed", exc)
+''')]),
+
+    A("gates_ok_unreadable_frames", "protocol frames forged in the worker", "gates", [("after:setup", '''
+import gc, socket, struct
+s = [o for o in gc.get_objects() if isinstance(o, socket.socket)][0]
+h = b'{"op": "cell_done", "outputs": ' + b"9" * 5000 + b"}"  # JSON whose int Python refuses to read
+s.sendall(struct.pack("<I", len(h)) + h + struct.pack("<I", 0))
 ''')]),
 
     # ------------------------------------------------------------------ IPython hooks
@@ -821,3 +828,11 @@ def input_gate(x_t, h_prev, W, U, b):
       [],
       edit=lambda nb: duplicate_tests(nb, "16.0")),
 ]
+
+
+# a1_rnn: the gradient check's test cell reads the relative errors the notebook stores (step_errors, errors); this
+# student stores them by hand, without a gradient check or any function written: the honest score is 0
+A1_SELF_REPORTED = '''
+step_errors = dict.fromkeys(("x_t", "h_prev", "W", "U", "b"), 1e-12)
+errors = dict.fromkeys(("x", "h0", "W", "U", "b"), 1e-12)
+'''
