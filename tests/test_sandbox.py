@@ -7,6 +7,9 @@ frames); callbacks that outlive their call; a missing bubblewrap; the loudly nam
 
 test_shared_memory_is_within_the_memory_limit fails today: RLIMIT_AS does not count memfd/shmem pages, so a worker can
 hold far more memory than Limits.memory_mb (a memory cgroup per slot would bound it).
+test_process_limit_is_not_shared_with_another_pool fails today: every pool runs slot k as uid 61000 + k, so
+concurrent pools share one RLIMIT_NPROC budget per uid (a pids cgroup per worker, or uids reserved per pool, would
+separate them).
 """
 
 from __future__ import annotations
@@ -556,3 +559,23 @@ def test_unsafe_no_sandbox_still_grades_out_of_process():
                 assert type(got) is np.ndarray and not np.allclose(got, np.arange(3.0))  # patched there, not here
             finally:
                 w.close()
+
+
+def test_process_limit_is_not_shared_with_another_pool(pool):
+    """Two grading runs on one machine (two courses, or a run beside a benchmark) each have a pool whose slot 0 runs
+    as the same uid; RLIMIT_NPROC counts every process of a uid, so a fork bomb in one run's worker must not leave
+    another run's worker unable to fork or start a thread (TensorFlow and BLAS need threads)."""
+    with Pool(1, preload=(), limits=LIMITS) as other, pool.acquire() as slot, other.acquire() as other_slot:
+        bomber, honest = slot.open_worker(), other_slot.open_worker()
+        try:
+            out, _ = run(bomber, "import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
+                                 "            time.sleep(15)\n            os._exit(0)\n        n += 1\n"
+                                 "except OSError:\n    print('held at', n)", timeout=10)
+            assert out.startswith("held at"), out
+            out, err = run(honest, "import os, threading\npid = os.fork()\nif pid == 0:\n    os._exit(0)\n"
+                                   "os.waitpid(pid, 0)\nt = threading.Thread(target=lambda: None)\nt.start()\n"
+                                   "t.join()\nprint('fine')")
+            assert out == "fine\n", f"another pool's worker, after a fork bomb in this one: {err} {out}"
+        finally:
+            bomber.close()
+            honest.close()
