@@ -182,3 +182,34 @@ def chrono_bias(H, T_max, seed=None, dtype=np.float32):
 def identity_recurrence(H, scale=1.0, dtype=np.float32):
     """U = scale * I (H, H): the identity initialisation of the IRNN (Le et al. 2015) for a simple RNN."""
     return (scale * np.eye(H)).astype(dtype)
+
+
+def relu_rnn_forward(x, h0, W, U, b):
+    """The simple RNN with a ReLU, h_t = max(0, x_t W + h_{t-1} U + b), the cell of the IRNN (Le et al. 2015, with
+    U = identity_recurrence(H) and b = 0) and of keras.layers.SimpleRNN(activation="relu").
+    x (B, T, D), h0 (B, H), W (D, H), U (H, H), b (H,) -> h (B, T, H) and the cache for relu_rnn_backward."""
+    x, h0, W, U, b = (np.asarray(a) for a in (x, h0, W, U, b))
+    B, T, _ = x.shape
+    xs = np.swapaxes(x, 0, 1)
+    hs = np.empty((T + 1, B, h0.shape[1]), np.result_type(x, W, U))
+    hs[0] = h0
+    xw = xs @ W + b
+    for t in range(T):
+        hs[t + 1] = np.maximum(xw[t] + hs[t] @ U, 0)
+    return np.swapaxes(hs[1:], 0, 1).copy(), {"xs": xs, "hs": hs, "W": W, "U": U}
+
+
+def relu_rnn_backward(dh, cache):
+    """Backpropagation through time for relu_rnn_forward. dh (B, T, H) -> dx (B, T, D), dh0, dW, dU, db.
+    The ReLU's derivative is taken as 0 at 0."""
+    xs, hs, W, U = cache["xs"], cache["hs"], cache["W"], cache["U"]
+    T = xs.shape[0]
+    da = np.empty_like(hs[1:])
+    carry = np.zeros_like(hs[0])
+    for t in reversed(range(T)):
+        da[t] = (dh[:, t] + carry) * (hs[t + 1] > 0)
+        carry = da[t] @ U.T
+    dW = np.einsum("tbd,tbh->dh", xs, da)
+    dU = np.einsum("tbh,tbk->hk", hs[:-1], da)
+    dx = np.swapaxes(da @ W.T, 0, 1)
+    return dx, carry, dW, dU, da.sum(axis=(0, 1))

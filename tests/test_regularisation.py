@@ -163,3 +163,36 @@ def test_keras_recurrent_dropout_with_our_masks_is_our_forward():
     for a, b_ in zip(first, again):
         np.testing.assert_array_equal(a, b_)
         assert 0 < (a == 0).mean() < 1
+
+
+def test_relu_rnn_gradients():
+    from course_pkg.regularisation import relu_rnn_backward, relu_rnn_forward
+
+    rng = np.random.default_rng(5)
+    inputs = dict(x=rng.standard_normal((B, T, D)), h0=np.abs(rng.standard_normal((B, H))),
+                  W=0.5 * rng.standard_normal((D, H)), U=identity_recurrence(H, 0.9, np.float64)
+                  + 0.1 * rng.standard_normal((H, H)), b=0.1 * rng.standard_normal(H))
+    h, cache = relu_rnn_forward(**inputs)
+    assert (h == 0).any() and (h > 0).any()  # both sides of the kink are tested
+    dh = rng.standard_normal(h.shape)
+    grads = relu_rnn_backward(dh, cache)
+    report = gradcheck(lambda **kw: relu_rnn_forward(**kw)[0], inputs, dict(zip(["x", "h0", "W", "U", "b"], grads)), dh)
+    assert report.passed, report
+
+
+@pytest.mark.slow
+def test_relu_rnn_is_keras_simple_rnn_with_relu():
+    import keras
+
+    from course_pkg.regularisation import relu_rnn_forward
+
+    rng = np.random.default_rng(6)
+    layer = keras.layers.SimpleRNN(H, activation="relu", return_sequences=True)
+    layer.build((None, None, D))
+    W, U, b = (0.5 * rng.standard_normal(s).astype(np.float32) for s in ((D, H), (H, H), (H,)))
+    # (set_params refuses a ReLU layer, since course_pkg.rnn is tanh only: write the weights directly)
+    for variable, value in zip((layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias), (W, U, b)):
+        variable.assign(value)
+    x = rng.standard_normal((B, T, D)).astype(np.float32)
+    ours = relu_rnn_forward(x, np.zeros((B, H), np.float32), W, U, b)[0]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), ours, rtol=1e-5, atol=1e-6)
