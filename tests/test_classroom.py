@@ -1,10 +1,16 @@
-"""The instructor's machinery on a toy course: autograding a class with broken submissions, the gradebook, the
-report, and feedback without hidden tests (grader/classroom.py, nbgrader_ext.py, nbgrader_config.py).
+"""The instructor's machinery on a toy course: autograding a class with broken submissions through the sandbox, the
+gradebook, the report, feedback without grader source or secrets, export and re-grading one student
+(grader/classroom.py, nbgrader_ext.py, engine.py, assignments/nbgrader_config.py).
 
-The toy assignment has two graded functions, square (test worth 2 points) and cube (3 points), whose test cells follow
-the course's convention: a visible part, then a hidden block that prints a report and ends with the partial score.
-The course uses a copy of assignments/nbgrader_config.py with a per-cell timeout of 3 s, so the class runs in about a
-minute. The unit tests at the end need no nbgrader run.
+The toy course has two graded functions, square (its test cell is worth 2 points) and cube (3 points), on float
+arrays. Its checks are a small checks package that this file writes into a temporary folder (toychecks/toy.py: a
+course_pkg.checks.core Registry with a Spec per function and one known mistake), selected by
+`c.SandboxExecute.checks_package` in the toy course's nbgrader_config.py (a copy of the course's, with short time
+limits) and importable by the grader through PYTHONPATH; the sandbox never sees it. As in the real course, the test
+cells are never run: the grader calls the student's functions in the sandboxed worker, on the notebook's small
+example then on 6 hidden cases (4 float64, 2 float32; the even ones all positive, the odd ones with negative values),
+and compares them with the package's references in its own process. The unit tests at the end need no nbgrader run;
+the engine's own tests there use a small sandbox pool without TensorFlow.
 """
 
 import copy
@@ -16,6 +22,7 @@ import os
 import pathlib
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -24,24 +31,69 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from course_pkg.checks import classroom
-from course_pkg.checks import nbgrader_ext as ext
+from grader import classroom, engine, secret
+from grader import nbgrader_ext as ext
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BIN = pathlib.Path(sys.executable).parent
-ENV = dict(os.environ, PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))
 
-HIDDEN_SQUARE = """\
-_secret_square_cases = [(2, 4), (-1, 1), (0.5, 0.25), (7, 49)]
-_passed = sum(square(_x) == _y for _x, _y in _secret_square_cases)
-print(f"hidden report for square: {_passed} of 4 cases passed")
-2 * _passed / 4"""
-HIDDEN_CUBE = """\
-_secret_cube_cases = [(-2, -8), (3, 27)]
-_passed = sum(cube(_x) == _y for _x, _y in _secret_cube_cases)
-print(f"hidden report for cube: {_passed} of 2 cases passed")
-3 * _passed / 2"""
-HIDDEN_LINES = [line for line in (HIDDEN_SQUARE + "\n" + HIDDEN_CUBE).split("\n")]
+CHECKS_PACKAGE = "toychecks"
+CHECKS_MARKER = "toy checks: a line of grader source no student may see"
+TOY_CHECKS = f'''\
+"""The toy course's checks: square and cube of a float array, against the references below."""
+
+import numpy as np
+
+from course_pkg.checks.core import Case, Mistake, Registry, Spec
+
+SOURCE_MARKER = "{CHECKS_MARKER}"
+
+
+def square(x):
+    return x * x
+
+
+def cube(x):
+    return x ** 3
+
+
+def visible_case():
+    return Case({{"x": np.array([1.0, 2.0, 3.0])}}, "float64, n=3 (the notebook's example)")
+
+
+def make_case(rng, dtype, square):
+    """square=True (cases 0, 2, 4): every value positive; otherwise at least one negative value."""
+    n = int(rng.integers(2, 6))
+    if square:
+        x = rng.uniform(0.5, 2.0, n)
+        label = f"{{np.dtype(dtype).name}}, n={{n}}, positive"
+    else:
+        x = rng.uniform(-2.0, 2.0, n)
+        x[0] = -0.5 - abs(x[0])
+        label = f"{{np.dtype(dtype).name}}, n={{n}}, some negative"
+    return Case({{"x": x.astype(dtype)}}, label, np.dtype(dtype))
+
+
+def runner(name):
+    return lambda get, inputs: (get(name)(inputs["x"]),)
+
+
+REGISTRY = Registry("toy")
+REGISTRY.add_spec(Spec("square", square, make_case, visible_case, runner("square"), ("y",)))
+REGISTRY.add_spec(Spec("cube", cube, make_case, visible_case, runner("cube"), ("y",)))
+REGISTRY.add_mistake(Mistake("toy-negatives-zeroed", "square", None, "negative inputs give 0",
+                             "square every element, whatever its sign", {{"square": lambda x: np.where(x > 0, x * x, 0 * x)}}))
+'''
+
+TOY_CONFIG = f"""
+# the toy course (tests/test_classroom.py): its own checks package and short time limits
+c.SandboxExecute.checks_package = "{CHECKS_PACKAGE}"
+c.SandboxExecute.cell_timeout = 3
+c.SandboxExecute.call_timeout = 2
+c.SandboxExecute.notebook_timeout = 60
+"""
+
+VISIBLE_LINE = "print('visible part of the test cell: runs only in the student own kernel')"
 
 
 def _meta(grade_id, grade, solution, locked, points=None):
@@ -52,57 +104,72 @@ def _meta(grade_id, grade, solution, locked, points=None):
     return {"nbgrader": meta}
 
 
-def _test_source(call, message, hidden):
-    return f'assert {call}, "{message}"\nprint("visible check passed: {message}")\n' \
-           f"### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS"
+def _test_source(name, expected):
+    return (f"x = np.array([1.0, 2.0, 3.0])\nassert np.allclose({name}(x), {expected}), \"{name} of [1, 2, 3]\"\n"
+            f"{VISIBLE_LINE}")
 
 
 def toy_source():
     nb = new_notebook(cells=[
-        new_markdown_cell("# Toy assignment\nWrite `square` and `cube`.", metadata=_meta("intro", False, False, True)),
-        new_code_cell("import math", metadata=_meta("setup", False, False, True)),
+        new_markdown_cell("# Toy assignment\nWrite `square` and `cube` of a float array.",
+                          metadata=_meta("intro", False, False, True)),
+        new_code_cell("import numpy as np", metadata=_meta("setup", False, False, True)),
         new_code_cell("def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION",
                       metadata=_meta("square", False, True, False)),
-        new_code_cell(_test_source("square(3) == 9", "square(3) is 9", HIDDEN_SQUARE),
-                      metadata=_meta("test_square", True, False, True, 2)),
+        new_code_cell(_test_source("square", "x * x"), metadata=_meta("test_square", True, False, True, 2)),
         new_code_cell("def cube(x):\n    ### BEGIN SOLUTION\n    return x ** 3\n    ### END SOLUTION",
                       metadata=_meta("cube", False, True, False)),
-        new_code_cell(_test_source("cube(2) == 8", "cube(2) is 8", HIDDEN_CUBE),
-                      metadata=_meta("test_cube", True, False, True, 3)),
+        new_code_cell(_test_source("cube", "x ** 3"), metadata=_meta("test_cube", True, False, True, 3)),
     ])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.validate(nb)
     return nb
 
 
-def nbgrader(course, *args):
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=ENV, capture_output=True,
+def env_with_checks(checks_dir):
+    """The environment of the grader's commands: the venv's bin/ first (alembic) and the toy checks importable."""
+    path = os.pathsep.join(filter(None, [str(checks_dir), os.environ.get("PYTHONPATH", "")]))
+    return dict(os.environ, PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]), PYTHONPATH=path)
+
+
+def nbgrader(course, env, *args):
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True,
                           text=True)
     assert proc.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
 
 
 def make_course(root):
-    """A course folder with the toy assignment released (the gradebook knows it)."""
-    (root / "source" / "toy").mkdir(parents=True)
-    nbformat.write(toy_source(), root / "source" / "toy" / "toy.ipynb")
+    """A toy course folder (the toy assignment released: the gradebook knows it) and, beside it, its checks
+    package. Returns (course, the folder to put on PYTHONPATH)."""
+    checks = root / "checks"
+    (checks / CHECKS_PACKAGE).mkdir(parents=True)
+    (checks / CHECKS_PACKAGE / "__init__.py").write_text('"""The toy course\'s checks (one module per assignment)."""\n')
+    (checks / CHECKS_PACKAGE / "toy.py").write_text(TOY_CHECKS)
+    course = root / "course"
+    (course / "source" / "toy").mkdir(parents=True)
+    nbformat.write(toy_source(), course / "source" / "toy" / "toy.ipynb")
     config = (ROOT / "assignments" / "nbgrader_config.py").read_text()
-    (root / "nbgrader_config.py").write_text(config + "\nc.Execute.timeout = 3  # the tests' short per-cell limit\n")
-    nbgrader(root, "generate_assignment", "toy")
-    return root
+    (course / "nbgrader_config.py").write_text(config + TOY_CONFIG)
+    nbgrader(course, env_with_checks(checks), "generate_assignment", "toy")
+    return course, checks
 
 
 STUB = "    # YOUR CODE HERE\n    raise NotImplementedError()"
 
 
-def fill(nb, **bodies):
-    """A copy of the student version with the bodies of the named functions written in."""
+def fill(nb, after=None, **bodies):
+    """A copy of the student version with the bodies of the named functions written in; after: {grade_id: code}
+    appended to those cells at top level."""
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
-        body = bodies.get(cell.metadata.get("nbgrader", {}).get("grade_id"))
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        body = bodies.get(grade_id)
         if body is not None:
             assert STUB in cell.source, cell.source
             cell.source = cell.source.replace(STUB, textwrap.indent(body, "    "))
+        if after and grade_id in after:
+            cell.source += "\n" + after[grade_id]
     return nb
 
 
@@ -121,13 +188,16 @@ def with_duplicate(nb, grade_id):
 
 
 GOOD = {"square": "return x * x", "cube": "return x ** 3"}
+STUBBORN = "import time\nwhile True:  # swallows the interrupt\n    try:\n        time.sleep(0.05)\n" \
+           "    except BaseException:\n        pass"
 
-# student -> (status, score, {grade_id: auto_score}, words the reason must contain)
+# student -> (status, score, {grade_id: auto_score}, words the report's reason must contain)
 EXPECTED = {
     "good1": (classroom.GRADED, 5, {"test_square": 2, "test_cube": 3}, []),
     "good2": (classroom.GRADED, 5, {"test_square": 2, "test_cube": 3}, []),
-    "partial": (classroom.GRADED, 4.5, {"test_square": 1.5, "test_cube": 3}, []),  # square fails on -1
-    "hidden_raise": (classroom.GRADED, 2, {"test_square": 2, "test_cube": 0}, []),  # cube raises on negatives
+    "partial": (classroom.GRADED, 4, {"test_square": 1, "test_cube": 3}, []),
+    "wrong_dtype": (classroom.GRADED, 4, {"test_square": 2, "test_cube": 2}, []),
+    "hidden_raise": (classroom.GRADED, 3.5, {"test_square": 2, "test_cube": 1.5}, []),
     "blank": (classroom.GRADED, 0, {"test_square": 0, "test_cube": 0}, []),  # the student version, unchanged
     "bad_json": (classroom.NOT_GRADED, 0, {"test_square": 0, "test_cube": 0}, ["toy.ipynb is not valid JSON"]),
     "not_notebook": (classroom.NOT_GRADED, 0, {"test_square": 0, "test_cube": 0},
@@ -140,14 +210,44 @@ EXPECTED = {
                      ["graded cell(s) test_square deleted", "solution cell(s) square deleted"]),
     "duplicated_test": (classroom.WITH_PROBLEMS, 5, {"test_square": 2, "test_cube": 3},
                         ["cell test_square appears 2 times", "last copy was graded"]),
-    "infinite_loop": (classroom.WITH_PROBLEMS, 3, {"test_square": 0, "test_cube": 3}, ["test_square: timed out"]),
-    "stubborn_loop": (classroom.WITH_PROBLEMS, 3, {"test_square": 0, "test_cube": 3},
-                      ["test_square: this cell did not finish", "could not be interrupted"]),
-    "os_exit": (classroom.WITH_PROBLEMS, 3, {"test_square": 0, "test_cube": 3}, ["test_square: the kernel died"]),
-    "sigkill": (classroom.WITH_PROBLEMS, 3, {"test_square": 0, "test_cube": 3}, ["test_square: the kernel died"]),
+    # a graded function that hangs or crashes fails its check's cases (the cell's report says why); the class
+    # report has nothing to add: the submission was graded
+    "infinite_loop": (classroom.GRADED, 3, {"test_square": 0, "test_cube": 3}, []),
+    "stubborn_loop": (classroom.GRADED, 3, {"test_square": 0, "test_cube": 3}, []),
+    "os_exit": (classroom.GRADED, 3, {"test_square": 0, "test_cube": 3}, []),
+    "segfault": (classroom.GRADED, 3, {"test_square": 0, "test_cube": 3}, []),
+    # a cell that hangs or kills its worker is noted; square, defined in that cell, survives an interrupted cell
+    # but not a killed worker (the new worker runs the earlier cells again, never the one that killed it)
+    "cell_loop": (classroom.WITH_PROBLEMS, 5, {"test_square": 2, "test_cube": 3},
+                  ["toy.ipynb: square: interrupted after the time limit of 3 s"]),
+    "stubborn_cell_loop": (classroom.WITH_PROBLEMS, 3, {"test_square": 0, "test_cube": 3},
+                           ["toy.ipynb: square: did not finish within the time limit of 3 s"]),
+    "cell_exit": (classroom.WITH_PROBLEMS, 3, {"test_square": 0, "test_cube": 3},
+                  ["toy.ipynb: square: the worker process died"]),
     "print_50mb": (classroom.WITH_PROBLEMS, 5, {"test_square": 2, "test_cube": 3},
                    ["output cut to the size limit in square"]),
     "saved_100mb": (classroom.GRADED, 5, {"test_square": 2, "test_cube": 3}, []),
+}
+
+# student -> {test cell: words its output (the grader's report) must contain}
+CELL_REPORTS = {
+    "good1": {"test_square": ["6 of 6 hidden checks passed -> 2 of 2 points"],
+              "test_cube": ["6 of 6 hidden checks passed -> 3 of 3 points"]},
+    "partial": {"test_square": ["3 of 6 hidden checks passed -> 1 of 2 points", "some negative: y differs",
+                                "Likely mistake [toy-negatives-zeroed] in square"]},
+    "wrong_dtype": {"test_cube": ["4 of 6 hidden checks passed", "expected dtype float32 (the inputs' dtype); got "
+                                                                 "float64"]},
+    "hidden_raise": {"test_cube": ["3 of 6 hidden checks passed",
+                                   "raised ZeroDivisionError: negative input (in cube, line 3"]},
+    "blank": {"test_square": ["raised NotImplementedError"], "test_cube": ["raised NotImplementedError"]},
+    "deleted_both": {"test_square": ["square is not defined"]},
+    "infinite_loop": {"test_square": ["raised TimeLimit: time limit reached (in square"],
+                      "test_cube": ["6 of 6 hidden checks passed"]},
+    "stubborn_loop": {"test_square": ["did not return: did not finish within the time limit of 2 s"],
+                      "test_cube": ["6 of 6 hidden checks passed"]},
+    "os_exit": {"test_square": ["did not return: the worker process died"]},
+    "segfault": {"test_square": ["did not return: the worker process died"],
+                 "test_cube": ["6 of 6 hidden checks passed"]},
 }
 
 
@@ -158,21 +258,28 @@ def write_submissions(course):
     notebooks = {
         "good1": good,
         "good2": good,
-        "partial": fill(release, square="return x * x if x > 0 else 0", cube=GOOD["cube"]),
+        # a known mistake of the library: 3 of 6 hidden cases have negative values
+        "partial": fill(release, square="return np.where(x > 0, x * x, 0 * x)", cube=GOOD["cube"]),
+        # float64 results for float32 inputs: the 2 float32 hidden cases fail
+        "wrong_dtype": fill(release, square=GOOD["square"], cube="return (x ** 3).astype(np.float64)"),
         "hidden_raise": fill(release, square=GOOD["square"],
-                             cube="if x < 0:\n    raise ZeroDivisionError('negative input')\nreturn x ** 3"),
+                             cube="if np.any(x < 0):\n    raise ZeroDivisionError('negative input')\nreturn x ** 3"),
         "blank": release,
         "deleted_test": without(good, "test_square"),
         "deleted_both": without(good, "square", "test_square"),
         "duplicated_test": with_duplicate(good, "test_square"),
+        # endless loops: in a function the grader calls, and in a cell, each also catching the interrupt
         "infinite_loop": fill(release, square="while True:\n    pass", cube=GOOD["cube"]),
-        "stubborn_loop": fill(release, cube=GOOD["cube"], square=(
-            "import time\nwhile True:  # swallows the interrupt\n    try:\n        time.sleep(0.05)\n"
-            "    except KeyboardInterrupt:\n        pass")),
+        "stubborn_loop": fill(release, square=STUBBORN, cube=GOOD["cube"]),
+        "cell_loop": fill(good, after={"square": "while True:\n    pass"}),
+        "stubborn_cell_loop": fill(good, after={"square": STUBBORN}),
+        # crashes: os._exit and a segmentation fault in a graded function, os._exit in a cell
         "os_exit": fill(release, square="import os\nos._exit(1)", cube=GOOD["cube"]),
-        # the kernel is killed in test_square; cube calls square, defined before: it runs again in the new kernel
-        "sigkill": fill(release, square="if x == 3:\n    import os, signal\n    os.kill(os.getpid(), signal.SIGKILL)\n"
-                                         "return x * x", cube="return 27 if x == 3 else x * square(x)"),
+        # square crashes its worker on the notebook's example (it holds 3.0); cube is checked in a new worker, in
+        # which the earlier cells ran again (it needs the set-up cell's np)
+        "segfault": fill(release, square="if np.any(x == 3):\n    import ctypes\n    ctypes.string_at(0)\nreturn x * x",
+                         cube="return np.power(x, 3)"),
+        "cell_exit": fill(good, after={"square": "import os\nos._exit(1)"}),
     }
     big = fill(release, **GOOD)
     big.cells[2].source = "print('x' * 50_000_000)  # one line of 50 MB\n" + big.cells[2].source
@@ -195,8 +302,6 @@ def write_submissions(course):
     renamed = course / "submitted" / "renamed" / "toy"
     renamed.mkdir(parents=True)
     nbformat.write(good, renamed / "toy-Copy1.ipynb")
-    (course / "submitted" / "good2" / "toy" / "timestamp.txt").write_text("2030-01-01 12:00:00.000000 UTC")
-    assert set(notebooks) | set(text) | {"renamed"} == set(EXPECTED)
 
 
 def fingerprint(folder):
@@ -206,21 +311,26 @@ def fingerprint(folder):
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def autograde_command(course, *args):
+    return [sys.executable, "-m", "grader.classroom", "autograde", "--course", str(course), "--jobs", "2", *args]
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """The toy class, autograded through the Makefile target (two nbgrader runs at once), then given feedback."""
-    course = make_course(tmp_path_factory.mktemp("course"))
+    """The toy class, autograded by the classroom driver (2 sandbox slots), then given feedback."""
+    course, checks = make_course(tmp_path_factory.mktemp("toy"))
+    env = env_with_checks(checks)
     write_submissions(course)
     before = fingerprint(course / "submitted")
-    # -o: the virtual environment is taken as it is (never reinstalled from a test)
-    proc = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "autograde", f"COURSE={course}",
-                           "JOBS=2"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"make autograde failed:\n{proc.stdout}\n{proc.stderr}"
-    feedback = subprocess.run([sys.executable, "-m", "grader.classroom", "feedback", "--course",
-                               str(course)], env=ENV, capture_output=True, text=True, timeout=600)
+    config_before = fingerprint(course / "source") | {"nbgrader_config.py": fingerprint(course)["nbgrader_config.py"]}
+    proc = subprocess.run(autograde_command(course), cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"autograde failed:\n{proc.stdout}\n{proc.stderr}"
+    feedback = subprocess.run([sys.executable, "-m", "grader.classroom", "feedback", "--course", str(course)],
+                              env=env, capture_output=True, text=True, timeout=600)
     with open(course / "autograded" / classroom.REPORT_NAME, newline="") as fh:
         report = {row["student"]: row for row in csv.DictReader(fh)}
-    return {"course": course, "before": before, "stdout": proc.stdout, "report": report, "feedback": feedback}
+    return {"course": course, "checks": checks, "env": env, "before": before, "config_before": config_before,
+            "stdout": proc.stdout, "report": report, "feedback": feedback}
 
 
 def gradebook_view(course):
@@ -238,6 +348,21 @@ def gradebook_view(course):
                 "flagged": nb.flagged,
             }
         return view
+
+
+def cell_outputs(course, student):
+    """grade_id (or cell index) -> the text of the cell's outputs, in the autograded notebook."""
+    nb = nbformat.read(course / "autograded" / student / "toy" / "toy.ipynb", as_version=4)
+    return {c.metadata.get("nbgrader", {}).get("grade_id") or index: json.loads(json.dumps(c.outputs))
+            for index, c in enumerate(nb.cells) if c.cell_type == "code"}
+
+
+def output_text(outputs):
+    parts = []
+    for out in outputs:
+        parts += [out.get("text", ""), out.get("evalue", ""), *out.get("traceback", []),
+                  *[v for v in out.get("data", {}).values() if isinstance(v, str)]]
+    return "\n".join(parts)
 
 
 def test_every_submission_is_in_the_report_with_its_status_score_and_reason(graded):
@@ -268,13 +393,45 @@ def test_the_gradebook_holds_every_grade_exactly(graded):
             assert not any((c or "").startswith("Not graded") for c in got["comments"].values()), f"{student}: {got}"
 
 
-def test_submitted_files_are_never_modified(graded):
-    assert fingerprint(graded["course"] / "submitted") == graded["before"]
+def test_test_cells_are_scored_by_the_grader_and_never_run(graded):
+    """Each test cell's outputs are the grader's report and score; the cell's own code (the notebook's visible
+    self-check) never ran: its print is nowhere."""
+    course = graded["course"]
+    for student, (status, *_rest) in EXPECTED.items():
+        if status == classroom.NOT_GRADED:
+            continue
+        outputs = cell_outputs(course, student)
+        for grade_id in ("test_square", "test_cube"):  # (a duplicated copy, no longer a test cell, ran: see below)
+            assert VISIBLE_LINE.split("'")[1] not in json.dumps(outputs[grade_id]), (student, grade_id)
+        for grade_id, words in CELL_REPORTS.get(student, {}).items():
+            text = output_text(outputs[grade_id])
+            for word in words:
+                assert word in text, f"{student} {grade_id}: {word!r} not in\n{text}"
+        if student == "duplicated_test":
+            copy_outputs = [v for k, v in outputs.items() if isinstance(k, int)]
+            assert VISIBLE_LINE.split("'")[1] in json.dumps(copy_outputs)
+        for grade_id in ("test_square", "test_cube"):
+            text = output_text(outputs[grade_id])
+            for leak in ("Traceback", 'File "', "grader/", ".py", str(ROOT), CHECKS_PACKAGE):
+                assert leak not in text, f"{student} {grade_id}: {leak!r} in\n{text}"
+
+
+def test_files_are_never_modified_and_the_secret_is_the_instructors(graded):
+    """Submitted files, the source and the configuration are only read; the hidden cases' secret was made on first
+    use, in the course folder, readable by the instructor only."""
+    course = graded["course"]
+    assert fingerprint(course / "submitted") == graded["before"]
+    now = fingerprint(course / "source") | {"nbgrader_config.py": fingerprint(course)["nbgrader_config.py"]}
+    assert now == graded["config_before"]
+    path = secret.path(course)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(secret.load(course, create=False)) == 32
 
 
 def test_the_summary_names_each_problem(graded):
     out = graded["stdout"]
-    assert "Autograded 17 submission(s) of 17 student(s)" in out, out
+    assert f"Autograded {len(EXPECTED)} submission(s) of {len(EXPECTED)} student(s)" in out, out
+    assert "Sandbox pool: 2 slot(s) ready" in out, out
     statuses = [status for status, *_rest in EXPECTED.values()]
     counts = [statuses.count(s) for s in (classroom.GRADED, classroom.WITH_PROBLEMS, classroom.NOT_GRADED)]
     assert "{} graded, {} graded with problems, {} not graded".format(*counts) in out, out
@@ -289,14 +446,15 @@ def test_enormous_outputs_are_cut_in_the_autograded_notebook(graded):
         assert path.stat().st_size < 100_000, (student, path.stat().st_size)
         feedback = graded["course"] / "feedback" / student / "toy" / "toy.html"
         assert feedback.stat().st_size < 1_000_000, (student, feedback.stat().st_size)
-    nb = nbformat.read(autograded / "print_50mb" / "toy" / "toy.ipynb", as_version=4)
-    text = nb.cells[2].outputs[0].text
+    text = output_text(cell_outputs(graded["course"], "print_50mb")["square"])
     assert text.startswith("x" * 1000) and ext.CUT_MARK in text, text[:200]
 
 
 def page_text(path):
-    """The text a reader sees in an HTML page (code is split into highlighted spans: tags removed)."""
-    return html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))
+    """The text a reader sees in an HTML page (code is split into highlighted spans: tags, styles and scripts
+    removed)."""
+    text = re.sub(r"<(script|style)\b.*?</\1>", "", path.read_text(), flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
 def _feedback_text(graded, student):
@@ -305,37 +463,28 @@ def _feedback_text(graded, student):
     return page_text(path)
 
 
-def test_feedback_shows_the_hidden_report_but_no_hidden_source(graded):
+def test_feedback_shows_the_report_but_no_grader_source_secret_or_path(graded):
     assert graded["feedback"].returncode == 0, graded["feedback"].stdout + graded["feedback"].stderr
-    autograded = (graded["course"] / "autograded" / "good1" / "toy" / "toy.ipynb").read_text()
-    assert "_secret_square_cases" in autograded  # (the autograded notebook has them: the check below can fail)
+    course = graded["course"]
+    key = secret.load(course, create=False)
+    # (a traceback of the student's own cell may be shown: its frames are '<ipython-input-...>', never a file)
+    private = [CHECKS_MARKER, key.hex(), str(secret.seed(key, "toy", "square")), str(secret.seed(key, "toy", "cube")),
+               str(course), str(graded["checks"]), str(ROOT), 'File "/', "grader/", "HIDDEN TESTS"]
     graded_students = [s for s, (status, *_rest) in EXPECTED.items() if status != classroom.NOT_GRADED]
     for student in graded_students:
         text = _feedback_text(graded, student)
-        for line in HIDDEN_LINES + ["HIDDEN TESTS", "_secret_"]:
-            assert line.strip() not in text, f"{student}: hidden source {line!r} in the feedback"
+        for line in private:
+            assert line not in text, f"{student}: {line!r} in the feedback"
     text = _feedback_text(graded, "partial")
-    assert "hidden report for square: 3 of 4 cases passed" in text
-    assert "visible check passed: square(3) is 9" in text
-    assert "toy (Score: 4.5 / 5.0)" in text
+    assert "square: 3 of 6 hidden checks passed -> 1 of 2 points" in text
+    assert "Likely mistake [toy-negatives-zeroed] in square: negative inputs give 0" in text
+    assert "toy (Score: 4.0 / 5.0)" in text
 
 
-def test_feedback_of_a_hidden_test_that_raises_shows_the_error_not_the_traceback(graded):
+def test_feedback_of_a_function_that_raises_shows_the_error_not_a_traceback(graded):
     text = _feedback_text(graded, "hidden_raise")
-    assert "ZeroDivisionError: negative input" in text
+    assert "ZeroDivisionError: negative input (in cube, line 3: raise ZeroDivisionError('negative input'))" in text
     assert "Traceback (most recent call last)" not in text and "---->" not in text
-
-
-def test_stock_feedback_would_show_the_hidden_source(graded):
-    """The reason for HideHiddenTests: nbgrader's own feedback preprocessors, on the same autograded notebook."""
-    course = graded["course"]
-    nbgrader(course, "generate_feedback", "toy", "--student=hidden_raise", "--force",
-             "--CourseDirectory.feedback_directory=stock_feedback",
-             "--GenerateFeedback.preprocessors=['nbgrader.preprocessors.GetGrades',"
-             "'nbconvert.preprocessors.CSSHTMLHeaderPreprocessor']")
-    text = page_text(course / "stock_feedback" / "hidden_raise" / "toy" / "toy.html")
-    assert all(line.strip() in text for line in HIDDEN_LINES)
-    assert "Traceback (most recent call last)" in text and "---->" in text  # quoting a hidden line
 
 
 def test_export_writes_every_students_score(graded):
@@ -347,8 +496,9 @@ def test_export_writes_every_students_score(graded):
     assert {s: float(rows[s]["score"]) for s in EXPECTED} == {s: e[1] for s, e in EXPECTED.items()}
 
 
-def test_grading_one_student_again_leaves_the_others_intact(graded, capsys):
-    """A second run on one assignment's subset: the report keeps the other rows, the gradebook the other grades."""
+def test_grading_one_student_again_leaves_the_others_intact(graded):
+    """A second run on one assignment's subset: the report keeps the other rows, the gradebook the other grades, and
+    the student graded again gets the same hidden cases (the course secret) and so the same grades."""
     course = graded["course"]
     before = gradebook_view(course)
     keep = course / "submitted"
@@ -358,16 +508,18 @@ def test_grading_one_student_again_leaves_the_others_intact(graded, capsys):
         if student != "partial":
             shutil.move(str(keep / student), str(moved / student))
     try:
-        assert classroom.main(["autograde", "--course", str(course), "--assignment", "toy", "--timeout", "3",
-                               "--submission-timeout", "60"]) == 0
+        proc = subprocess.run(autograde_command(course, "--assignment", "toy", "--timeout", "3",
+                                                "--submission-timeout", "60"),
+                              env=graded["env"], capture_output=True, text=True, timeout=600)
     finally:
         for folder in moved.iterdir():
             shutil.move(str(folder), str(keep / folder.name))
         moved.rmdir()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Autograded 1 submission(s) of 1 student(s)" in proc.stdout, proc.stdout
     assert gradebook_view(course) == before
     with open(course / "autograded" / classroom.REPORT_NAME, newline="") as fh:
         assert {row["student"] for row in csv.DictReader(fh)} == set(EXPECTED)
-    assert "Autograded 1 submission(s) of 1 student(s)" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -443,58 +595,37 @@ def toy_source_student():
     return nb
 
 
-FAKE_NBGRADER = """\
-import sys, time
-excluded = set()
-for arg in sys.argv[1:]:
-    if arg.startswith("--exclude="):
-        excluded = set(filter(None, arg.split("=", 1)[1].split(",")))
-for student in ["a", "b", "c", "d"]:
-    if student in excluded:
-        continue
-    print(f"[AutogradeApp | INFO] Creating/updating student with ID '{student}': {{}}", flush=True)
-    if student == "b":
-        time.sleep(60)  # stuck: the watchdog stops it
-    if student == "c":
-        print("    nbclient.exceptions.DeadKernelError: Kernel died", flush=True)
-        print("[AutogradeApp | ERROR] There was an error processing assignment: c", flush=True)
-        continue
-    print("[AutogradeApp | INFO] Setting destination file permissions to 444", flush=True)
-"""
+# The engine on a sandbox pool of this process (one slot, no TensorFlow: it starts in about a second)
 
 
-def test_the_watchdog_stops_a_stuck_submission_and_grades_the_rest(tmp_path):
-    script = tmp_path / "fake_nbgrader.py"
-    script.write_text(FAKE_NBGRADER)
-    commands = []
+@pytest.fixture(scope="module")
+def slot():
+    from grader.sandbox import Pool
 
-    def command_for(students):
-        commands.append(list(students))
-        excluded = sorted({"a", "b", "c", "d"} - set(students))
-        return [sys.executable, str(script), "--exclude=" + ",".join(excluded)]
-
-    with open(tmp_path / "log", "w") as log:
-        results, runs = classroom.autograde_students(["a", "b", "c", "d"], command_for, tmp_path, ENV, 2.0, log,
-                                                     "log")
-    assert commands == [["a", "b", "c", "d"], ["c", "d"]] and runs == 2
-    assert results["a"] is None and results["d"] is None
-    assert results["b"] == "stopped after the wall-clock limit of 2 s per submission"
-    assert results["c"] == "nbgrader failed: DeadKernelError: Kernel died"
-    assert "over the limit of 2 s" in (tmp_path / "log").read_text()
+    pool = Pool(1, preload=()).start()
+    try:
+        with pool.acquire() as one:
+            yield one
+    finally:
+        pool.stop()
 
 
-def test_nbgrader_that_stops_before_any_student_is_reported_for_all(tmp_path):
-    with open(tmp_path / "log", "w") as log:
-        results, runs = classroom.autograde_students(
-            ["a", "b"], lambda s: [sys.executable, "-c", "import sys; sys.exit(3)"], tmp_path, ENV, 5.0, log, "log")
-    assert runs == 1
-    assert results == {s: "nbgrader stopped before grading (exit code 3; see log)" for s in "ab"}
+@pytest.fixture(scope="module")
+def toy_registry(tmp_path_factory):
+    import importlib.util
+
+    path = tmp_path_factory.mktemp("toychecks") / "toy.py"
+    path.write_text(TOY_CHECKS)
+    spec = importlib.util.spec_from_file_location("toychecks_unit.toy", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.REGISTRY
 
 
-def _execute(cells, **traits):
-    nb = new_notebook(cells=[new_code_cell(source) for source in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb, _ = ext.GuardedExecute(**traits).preprocess(nb, {"metadata": {"path": "."}})
+def _grade(slot, cells, registry=None, **limits):
+    nb = new_notebook(cells=[c if isinstance(c, nbformat.NotebookNode) else new_code_cell(c) for c in cells])
+    engine.grade_notebook(nb, "toy", registry, slot, lambda key: secret.seed(b"unit tests", "toy", key),
+                          engine.Limits(**limits))
     return nb
 
 
@@ -502,24 +633,39 @@ def _errors(cell):
     return [(o.ename, o.evalue) for o in cell.outputs if o.output_type == "error"]
 
 
-def test_guarded_execute_starts_a_new_kernel_and_runs_the_earlier_cells_again():
-    nb = _execute(["def f():\n    return 41", "print('before')", "import os\nos._exit(1)", "print(f() + 1)"])
-    assert _errors(nb.cells[2]) == [(ext.KERNEL_DIED, "the kernel died while running this cell (a crash, os._exit, "
-                                                      "or not enough memory)")]
-    assert nb.cells[3].outputs[0].text == "42\n"  # f was defined again in the new kernel
+def test_engine_starts_a_new_worker_and_runs_the_earlier_cells_again(slot):
+    nb = _grade(slot, ["def f():\n    return 41", "print('before')", "import os\nos._exit(1)", "print(f() + 1)"])
+    assert _errors(nb.cells[2]) == [(engine.KERNEL_DIED, "the worker process died (crashed, exited or ran out of "
+                                                         "memory)")]
+    assert nb.cells[3].outputs[0].text == "42\n"  # f was defined again in the new worker
     assert nb.cells[1].outputs[0].text == "before\n"  # (the replay's outputs are not kept)
 
 
-def test_guarded_execute_stops_after_max_restarts_and_after_the_time_budget():
-    nb = _execute(["import os\nos._exit(1)", "import os\nos._exit(1)", "print('never')"], max_restarts=1)
-    assert _errors(nb.cells[2]) == [(ext.NOT_RUN, "not run: the kernel failed 2 times")]
-    nb = _execute(["import time\ntime.sleep(30)", "print('never')"], notebook_timeout=4)
-    assert _errors(nb.cells[0])[-1][0] == ext.CELL_TIMEOUT  # interrupted when the budget ran out
-    assert _errors(nb.cells[1]) == [(ext.NOT_RUN, "not run: the notebook used up its time budget of 4 s")]
+def test_engine_stops_after_max_restarts_and_after_the_time_budget(slot):
+    nb = _grade(slot, ["import os\nos._exit(1)", "import os\nos._exit(1)", "print('never')"], max_restarts=1)
+    assert _errors(nb.cells[2]) == [(engine.NOT_RUN, "no new worker: 1 already replaced a dead one")]
+    nb = _grade(slot, ["import time\ntime.sleep(30)", "print('never')"], notebook_seconds=2, cell_seconds=3)
+    assert _errors(nb.cells[0]) == [(engine.CELL_TIMEOUT, "interrupted after the time limit of 3 s")]
+    assert _errors(nb.cells[1]) == [(engine.NOT_RUN, "not run: the notebook's time budget of 2 s was spent")]
 
 
-def test_guarded_execute_keeps_little_of_an_endless_print_loop_in_memory():
-    nb = _execute(["import time\nt = time.time()\nwhile time.time() - t < 1:\n    print('spam' * 1000)\n"
-                   "print('the end')"], max_output_chars=100_000)
+def test_engine_keeps_little_of_an_endless_print_loop_and_the_report_notes_it(slot, tmp_path):
+    nb = _grade(slot, ["while True:\n    print('spam' * 1000)"], cell_seconds=1)
     text = "".join(o.text for o in nb.cells[0].outputs if o.output_type == "stream")
-    assert len(text) < 200_000 and ext.CUT_MARK in text and text.endswith("the end\n")
+    assert len(text) < 3 * engine.OUTPUT_CHARS and ext.CUT_MARK in text and text.startswith("spam")
+    assert _errors(nb.cells[0]) == [(engine.CELL_TIMEOUT, "interrupted after the time limit of 1 s")]
+    nbformat.write(nb, tmp_path / "toy.ipynb")
+    assert classroom.notebook_notes(tmp_path / "toy.ipynb") == [
+        "toy.ipynb: cell 1: interrupted after the time limit of 1 s", "toy.ipynb: output cut to the size limit in "
+                                                                        "cell 1"]
+
+
+def test_engine_scores_test_cells_without_running_them(slot, toy_registry):
+    student = fill(toy_source_student(), square="return np.where(x > 0, x * x, 0 * x)", cube=GOOD["cube"])
+    student.cells[3].source += "\nraise SystemExit('a test cell must never run')"
+    nb = _grade(slot, student.cells, toy_registry)
+    report = output_text(nb.cells[3].outputs)
+    assert "square: 3 of 6 hidden checks passed -> 1 of 2 points" in report, report
+    assert "[toy-negatives-zeroed]" in report and "never run" not in report
+    assert nb.cells[3].outputs[-1].data["text/plain"] == "1.0"  # nbgrader's partial credit
+    assert nb.cells[5].outputs[-1].data["text/plain"] == "3.0"
