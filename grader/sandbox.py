@@ -106,7 +106,7 @@ def _parents(path, made):
     return out
 
 
-def bwrap_command(control_fd, slot_uid, preload, limits):
+def bwrap_command(control_fd, slot_uid, preload, limits, nproc=None):
     bwrap = shutil.which("bwrap")
     if not bwrap:
         raise SandboxError("the grading sandbox needs bubblewrap, which is not installed: run `apt-get install "
@@ -136,7 +136,7 @@ def bwrap_command(control_fd, slot_uid, preload, limits):
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", SCRATCH, "--chdir", "/tmp",
             "--setenv", "HOME", "/tmp", "--unsetenv", "PYTHONPATH",
             "--", sys.executable, "-I", "/grader_worker/harness.py", f"--control-fd={control_fd}",
-            f"--slot-uid={slot_uid}", *limits.harness_args()]
+            f"--slot-uid={slot_uid}", *limits.harness_args(), f"--nproc-limit={nproc or limits.max_processes}"]
     if preload:
         cmd += ["--preload", *preload]
     return cmd
@@ -146,6 +146,71 @@ def unsandboxed_command(control_fd, preload, limits):
     cmd = [sys.executable, "-I", str(HARNESS_DIR / "harness.py"), f"--control-fd={control_fd}", "--no-isolation",
            *limits.harness_args()]
     return cmd + (["--preload", *preload] if preload else [])
+
+
+class Cgroups:
+    """A pids and a memory cgroup (cgroup v1) for one slot, made under this process's own cgroups, so that a slot's
+    processes (the zygote and its current worker) are bounded together: pids.max holds fork bombs without a
+    per-uid count shared with other pools, and memory.limit_in_bytes counts what RLIMIT_AS does not (memfd, shared
+    memory, tmpfs pages). Made only as root where the controllers are mounted; make() returns None otherwise."""
+
+    ROOT = pathlib.Path("/sys/fs/cgroup")
+    CONTROLLERS = ("pids", "memory")
+
+    def __init__(self, dirs):
+        self.dirs = dirs
+
+    @classmethod
+    def make(cls, name):
+        if os.getuid() != 0:
+            return None
+        dirs = {}
+        try:
+            for controller in cls.CONTROLLERS:
+                own = cls._own(controller)
+                if own is None:
+                    raise OSError(f"no {controller} cgroup")
+                dirs[controller] = own / name
+                dirs[controller].mkdir()
+        except OSError:
+            cls(dirs).remove()
+            return None
+        return cls(dirs)
+
+    @classmethod
+    def _own(cls, controller):
+        """This process's cgroup directory for a v1 controller, or None."""
+        with open("/proc/self/cgroup") as fh:
+            for line in fh:
+                _, names, path = line.rstrip("\n").split(":", 2)
+                if controller in names.split(","):
+                    folder = cls.ROOT / controller / path.lstrip("/")
+                    return folder if (folder / "cgroup.procs").exists() else None
+        return None
+
+    def procs_files(self):
+        return [str(d / "cgroup.procs") for d in self.dirs.values()]
+
+    def limit(self, max_processes, memory_mb):
+        """From now on: what the slot uses at rest (the warm zygote) plus a worker's allowance."""
+        pids, memory = self.dirs["pids"], self.dirs["memory"]
+        (pids / "pids.max").write_text(str(int((pids / "pids.current").read_text()) + max_processes))
+        usage = int((memory / "memory.usage_in_bytes").read_text())
+        (memory / "memory.limit_in_bytes").write_text(str(usage + memory_mb * 2**20))
+
+    def remove(self):
+        for folder in self.dirs.values():
+            for _ in range(50):
+                try:
+                    for pid in (folder / "cgroup.procs").read_text().split():
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(int(pid), 9)
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)
 
 
 class Slot:
@@ -167,10 +232,16 @@ class Slot:
     def launch(self):
         trusted, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         fd = zygote_end.fileno()
+        self.cgroups = None
         if self.unsafe:
             cmd = unsandboxed_command(fd, self.preload, self.limits)
         else:
-            cmd = bwrap_command(fd, SLOT_UID_BASE + self.index, self.preload, self.limits)
+            self.cgroups = Cgroups.make(f"grader-{os.getpid()}-{id(self):x}-{self.index}")
+            nproc = self.limits.max_processes if self.cgroups is None else 4096  # the pids cgroup holds instead
+            cmd = bwrap_command(fd, SLOT_UID_BASE + self.index, self.preload, self.limits, nproc)
+            if self.cgroups is not None:  # the shell joins the slot's cgroups, then becomes bwrap
+                cmd = ["/bin/sh", "-c", 'for f in "$@"; do [ "$f" = -- ] && break; echo $$ > "$f"; shift; done; '
+                       'shift; exec "$@"', "grader-slot", *self.cgroups.procs_files(), "--", *cmd]
         self.log = tempfile.TemporaryFile()
         started = time.monotonic()
         self.proc = subprocess.Popen(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=self.log,
@@ -191,6 +262,8 @@ class Slot:
             raise SandboxError(f"the grading sandbox did not start: {line!r} {self._log_tail()}")
         self.start_seconds = time.monotonic() - self.started
         self.control.settimeout(30)
+        if self.cgroups is not None:
+            self.cgroups.limit(self.limits.max_processes, self.limits.memory_mb)
         return self
 
     def _log_tail(self):
@@ -252,6 +325,9 @@ class Slot:
                 os.killpg(self.proc.pid, 9)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(10)
+        if getattr(self, "cgroups", None) is not None:
+            self.cgroups.remove()
+            self.cgroups = None
 
 
 class Pool:

@@ -5,11 +5,9 @@ student-like code in it, then looks from the outside: the uid and the filesystem
 processes it leaves, the limits; the protocol's refusals (pickles, object arrays, subclasses, malformed and oversized
 frames); callbacks that outlive their call; a missing bubblewrap; the loudly named unsafe mode.
 
-test_shared_memory_is_within_the_memory_limit fails today: RLIMIT_AS does not count memfd/shmem pages, so a worker can
-hold far more memory than Limits.memory_mb (a memory cgroup per slot would bound it).
-test_process_limit_is_not_shared_with_another_pool fails today: every pool runs slot k as uid 61000 + k, so
-concurrent pools share one RLIMIT_NPROC budget per uid (a pids cgroup per worker, or uids reserved per pool, would
-separate them).
+RLIMIT_AS does not count memfd/shmem pages and RLIMIT_NPROC counts every process of a uid (slot k of every pool runs
+as uid 61000 + k): as root, each slot has a memory and a pids cgroup of its own (grader.sandbox.Cgroups), which
+test_shared_memory_is_within_the_memory_limit and test_process_limit_is_not_shared_with_another_pool check.
 """
 
 from __future__ import annotations
@@ -265,10 +263,12 @@ for make in (lambda: bytearray(10**11), lambda: np.ones(2**28), lambda: [0] * 10
     assert not err and out.split() == ["MemoryError"] * 3, out
 
 
-def test_shared_memory_is_within_the_memory_limit(worker):
-    """memfd (and shared memory) is not address space: RLIMIT_AS does not bound it. Twice the memory limit must not
-    be possible (the machine's memory is shared by every worker and the grader)."""
-    out, err = run(worker, f"""
+def test_shared_memory_is_within_the_memory_limit(pool):
+    """memfd (and shared memory) is not address space: RLIMIT_AS does not bound it, the slot's memory cgroup does.
+    Twice the memory limit must not be possible (the machine's memory is shared by every worker and the grader):
+    either an allocation fails in the cell, or the worker is killed at the limit, and the slot's warm parent
+    survives to serve the next submission."""
+    code = f"""
 import os
 held = 0
 fds = []
@@ -282,9 +282,23 @@ try:
 except (OSError, MemoryError) as exc:
     print("stopped", type(exc).__name__)
 print("held", held >> 20, "MB")
-""", timeout=20)
-    assert "stopped" in out, f"the worker held {out.split('held')[-1].strip()} of shared memory with a memory limit " \
-                             f"of {LIMITS.memory_mb} MB"
+"""
+    with pool.acquire() as slot:
+        worker = slot.open_worker()
+        try:
+            out, _ = run(worker, code, timeout=20)
+            assert "stopped" in out, f"the worker held {out.split('held')[-1].strip()} of shared memory with a " \
+                                     f"memory limit of {LIMITS.memory_mb} MB"
+        except WorkerGone as exc:
+            assert "died" in str(exc)  # killed in its memory cgroup, before it held twice the limit
+        finally:
+            worker.close()
+        assert slot.alive()
+        after = slot.open_worker()
+        try:
+            assert run(after, "print('next')") == ("next\n", [])
+        finally:
+            after.close()
 
 
 def test_huge_file_write_is_stopped(worker):

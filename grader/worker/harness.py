@@ -200,6 +200,8 @@ def _worker_init(fd, options, user_ns, isolate=True):
             _check(LIBC.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
             size = f"size={options.scratch_mb}m,mode=1777".encode()
             _check(LIBC.mount(b"scratch", SCRATCH.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, size), "mount scratch")
+            with open("/proc/self/oom_score_adj", "w") as fh:  # out of memory in the slot: this worker goes first
+                fh.write("1000")
             if not user_ns:
                 os.setgroups([])
                 os.setresgid(options.slot_uid, options.slot_uid, options.slot_uid)
@@ -236,7 +238,7 @@ def _vm_size():
 def _set_limits(o, isolate=True):
     limits = {
         resource.RLIMIT_AS: _vm_size() + o.memory_mb * 2**20,  # TensorFlow already maps a lot: on top of that
-        resource.RLIMIT_NPROC: o.max_processes,
+        resource.RLIMIT_NPROC: o.nproc_limit or o.max_processes,
         resource.RLIMIT_CPU: o.cpu_seconds,
         resource.RLIMIT_FSIZE: o.file_mb * 2**20,
         resource.RLIMIT_CORE: 0,
@@ -520,6 +522,7 @@ def main(argv=None):
     p.add_argument("--preload", nargs="*", default=[])
     p.add_argument("--memory-mb", type=int, default=2048)
     p.add_argument("--max-processes", type=int, default=64)
+    p.add_argument("--nproc-limit", type=int, default=0, help="RLIMIT_NPROC (default: --max-processes)")
     p.add_argument("--cpu-seconds", type=int, default=600)
     p.add_argument("--file-mb", type=int, default=64)
     p.add_argument("--scratch-mb", type=int, default=256)
