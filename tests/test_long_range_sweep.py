@@ -86,6 +86,9 @@ def test_runs_have_the_structure_the_chapter_reads(data):
             assert r["final"][metric] == curve[-1], name
         assert len(r["train_mean"]) == len(evals) - 1 and len(r["train_head"]) == cfg["head"], name
         assert r["n_params"] > 0 and 0 <= r["clipped_fraction"] <= 1 and r["seconds"] > 0, name
+        if "val" in r:  # the studies' runs: the validation curves, with the test curves' metrics and length
+            assert set(r["val"]) == METRICS[r["task"]], name
+            assert all(len(curve) == len(evals) and all(np.isfinite(curve)) for curve in r["val"].values()), name
         if r["task"] == "adding":
             assert r["baseline"] == pytest.approx(ADDING_BASELINE_MSE), name
         elif r["task"] == "copy":
@@ -113,18 +116,44 @@ def test_the_chapters_lookups_exist(data, sweep):
             assert (task, study["T"][0], cell, seed, rate) in runs
 
 
-def test_learning_rates_are_the_studys_choice(data):
-    """Each cell's learning rate on a task is the one of the task's study with the lowest final test loss, averaged
-    over the seeds, as the chapter says."""
-    cfg = data["config"]
+def validation_means(data, task, cell):
+    """{lr: final validation loss averaged over the study's seeds} for one cell of a task's study."""
+    study = studies(data["config"])[task]
     runs = index(data["runs"])
+    return {lr: float(np.mean([runs[task, study["T"][0], cell, s, lr]["val"]["loss"][-1] for s in study["seeds"]]))
+            for lr in study["lr"]}
+
+
+def test_learning_rates_are_the_studys_choice_on_validation_data(data):
+    """Each cell's learning rate on a task is the one of the task's study with the lowest final *validation* loss,
+    averaged over the seeds, as the chapter says; the test set plays no part. The study's runs carry validation
+    curves, scored on sets drawn apart from the test sets."""
+    cfg = data["config"]
     for task, study in studies(cfg).items():
-        T = study["T"][0]
         assert set(cfg["lr"][task]) == set(study["cells"])
         for cell in study["cells"]:
-            mean = {lr: np.mean([runs[task, T, cell, s, lr]["final"]["loss"] for s in study["seeds"]])
-                    for lr in study["lr"]}
+            mean = validation_means(data, task, cell)
             assert cfg["lr"][task][cell] == min(mean, key=mean.get), (task, cell, mean)
+
+
+def test_no_chosen_rate_is_at_an_edge_of_its_grid(data):
+    """A choice at the smallest or largest rate tried says the best rate may lie outside the grid."""
+    cfg = data["config"]
+    for task, study in studies(cfg).items():
+        for cell in study["cells"]:
+            assert min(study["lr"]) < cfg["lr"][task][cell] < max(study["lr"]), (task, cell, study["lr"])
+
+
+def test_validation_sets_are_not_the_test_sets(sweep):
+    """Drawn with their own seeds: no validation sequence (or string) equals a test one, beyond chance for Reber."""
+    cfg = json.loads(json.dumps(sweep.COMMON))
+    for name, T in (("adding", 25), ("copy", 10)):
+        task = sweep.Task(name, T, cfg)
+        test = {row.tobytes() for row in task.x_test}
+        assert not any(row.tobytes() in test for row in task.x_val), name
+    reber = sweep.Task("reber", 0, cfg)
+    assert reber.val_arrays[0].shape[0] == cfg["validation"]["reber"]["n_val"]
+    assert not np.array_equal(reber.val_arrays[0][:10], reber.test_arrays[0][:10])
 
 
 def test_reber_success_criterion(sweep):
