@@ -1,9 +1,12 @@
-"""A temporary copy of the nbgrader course with generated students, for the end-to-end tests and the autograding
-benchmark (bench/autograde_speed.py). Nothing is written inside the repository's assignments/ folder.
+"""A temporary copy of the nbgrader course with generated students, for the end-to-end tests, the adversarial tests
+and the autograding benchmark (bench/autograde_speed.py). Nothing is written inside the repository's assignments/
+folder.
 
-Students are built from the source notebooks: a perfect student hands in the solutions (markers and hidden tests
-removed, as if typed into the released notebook); a student with a mistake hands in the same with one injection
-from tests/injections_<assignment>.py; an idle student hands in the released notebook unchanged.
+Students are built from the source notebooks: a perfect student hands in the solutions (solution markers removed, as
+if typed into the released notebook); a student with a mistake hands in the same with one injection from
+tests/injections_<assignment>.py; an idle student hands in the released notebook unchanged. The source notebooks hold
+no hidden tests: their test cells are the visible self-checks, and the grader scores them itself (grader/engine.py),
+on hidden cases drawn from the course's secret (<course>/.grader_secret, made by the first grading run).
 """
 
 import importlib.util
@@ -20,7 +23,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ("a1_rnn", "a2_lstm", "a3_gru")
 BIN = pathlib.Path(sys.executable).parent
 
-_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
 _MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", re.M)
 
 
@@ -54,22 +56,37 @@ def release_notebook(course, assignment):
 
 
 def perfect_student(source_nb):
-    """The solutions as a student would hand them in: no solution markers, no hidden tests."""
+    """The solutions as a student would hand them in: no solution markers."""
     nb = nbformat.from_dict(source_nb)
     for cell in nb.cells:
-        cell.source = _MARKER.sub("", _HIDDEN.sub("", cell.source))
+        cell.source = _MARKER.sub("", cell.source)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     return nb
 
 
 def load_injections(assignment):
-    """INJECTIONS of tests/injections_<assignment>.py: (mistake_id, grade_id, old, new, {test_id: score})."""
+    """INJECTIONS of tests/injections_<assignment>.py: (mistake_id, grade_id, old, new, {test_id: score}); a score
+    that depends on the hidden cases is an object with score(seed_for) (see expected_score)."""
     path = ROOT / "tests" / f"injections_{assignment}.py"
     spec = importlib.util.spec_from_file_location(f"injections_{assignment}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.INJECTIONS
+
+
+def course_seeds(course, assignment):
+    """seed_for(check key) -> the hidden cases' seed of that check in this course (its secret must exist)."""
+    from grader import secret
+
+    key = secret.load(course, create=False)
+    return lambda check: secret.seed(key, assignment, check)
+
+
+def expected_score(value, seed_for):
+    """A score of an injections file: a number, or an object whose score(seed_for) computes it from the hidden
+    cases' seeds (e.g. the share of cases of the convention in which the mistake shows)."""
+    return value.score(seed_for) if hasattr(value, "score") else float(value)
 
 
 def with_injection(nb, grade_id, old, new):
@@ -112,3 +129,11 @@ def autograded_points(source_nb):
         if c.cell_type == "code" and m.get("grade") and not m.get("solution"):
             out[m["grade_id"]] = float(m["points"])
     return out
+
+
+def autograde(course, *args, jobs=2, timeout=1800):
+    """The course's classroom driver (python -m grader.classroom autograde) on the whole class, `jobs` sandbox slots."""
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess.run([sys.executable, "-m", "grader.classroom", "autograde", "--course", str(course),
+                           "--jobs", str(jobs), *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
