@@ -105,7 +105,8 @@ def test_built_pages_link_to_no_placeholder_and_no_dead_button(built_book):
         soup = BeautifulSoup(html, "html.parser")
         links = [a.get("href", "") for a in soup.select("a")]
         launch = [h for h in links if re.search(r"mybinder\.org|colab\.research\.google\.com", h)]
-        repo_links = [h for h in links if h.startswith("https://github.com/")]
+        # the theme's buttons (a citation may well link to a project on GitHub)
+        repo_links = [a.get("href", "") for a in soup.select("a.btn") if "github.com/" in a.get("href", "")]
         if url is None and (launch or repo_links):
             problems.append(f"{page}.html: no repository is configured, yet it links to {launch + repo_links}")
         if url is not None:
