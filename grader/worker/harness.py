@@ -506,10 +506,11 @@ class Worker:
             blobs = []
             header = {"op": "result", "value": protocol.encode(value, blobs, handle=self._keep),
                       "after": protocol.encode([list(args), kwargs], blobs, handle=self._keep)}
+            message = protocol.frame(header, blobs)  # (json may refuse the value: nothing is sent then)
         except (protocol.ProtocolError, RecursionError, ValueError, TypeError):
             self._send_value(value)
         else:
-            protocol.send(self.sock, header, blobs)
+            self.sock.sendall(message)
 
 
 def _texts(data):

@@ -162,12 +162,17 @@ def _load_array(blobs, index):
 # Framing
 
 
-def send(sock, header, blobs=()):
+def frame(header, blobs=()):
+    """The bytes of one message (raises, sending nothing, if json cannot write the header)."""
     data = json.dumps(header, allow_nan=False).encode()
     parts = [struct.pack("<I", len(data)), data, struct.pack("<I", len(blobs))]
     for blob in blobs:
         parts += [struct.pack("<Q", len(blob)), blob]
-    sock.sendall(b"".join(parts))
+    return b"".join(parts)
+
+
+def send(sock, header, blobs=()):
+    sock.sendall(frame(header, blobs))
 
 
 def _read_exact(sock, n, budget):
