@@ -130,19 +130,8 @@ def test_untouched_student_version_gets_zero(course):
         assert nc.scores(course, a, "idle") == expected[("idle", a)], a
 
 
-# Known to differ through the sandbox (not in process): course_pkg.checks.a1_rnn's numerical_gradient check measures
-# whether the student's function left `inputs` changed by comparing the caller's dict after the call, but the worker
-# receives a copy of it, so a function that does not restore the perturbed entry is never seen doing so: it scores
-# 1 of 2 instead of 0. Strict: this fails as soon as the check sees it (for example from the arguments of the
-# calls of f, which come back to the grader).
-SANDBOX_KNOWN = {("a1_rnn", "ng-not-restored"): "the grader cannot see the worker's copy of inputs left perturbed"}
-
-
 def _injections():
-    return [pytest.param(a, *inj, id=f"{a}:{inj[0]}",
-                         marks=[pytest.mark.xfail(reason=SANDBOX_KNOWN[(a, inj[0])], strict=True)]
-                         if (a, inj[0]) in SANDBOX_KNOWN else [])
-            for a in nc.ASSIGNMENTS for inj in nc.load_injections(a)]
+    return [pytest.param(a, *inj, id=f"{a}:{inj[0]}") for a in nc.ASSIGNMENTS for inj in nc.load_injections(a)]
 
 
 @pytest.mark.parametrize("assignment,mistake_id,grade_id,old,new,losses", _injections())
