@@ -6,7 +6,8 @@ thread (so a run is deterministic and tests/test_regularisation_sweep.py can re-
 - "charlm": the character model of chapter 2 (the first 100,000 characters of Python's help text, the last tenth
   held out), an LSTM of H units trained with truncated BPTT on 32 streams; the held-out loss in bits per character,
   for no regularisation, variational dropout (input and recurrent masks drawn once per sequence, one per gate, as
-  Keras' recurrent_dropout), zoneout (Krueger et al. 2017) and weight dropout on U (Merity et al. 2018).
+  Keras' recurrent_dropout), zoneout (Krueger et al. 2017), weight dropout on U (Merity et al. 2018) and layer
+  normalisation inside the cell (Ba et al. 2016).
 - "adding": the adding problem at a long lag (T = 150) for the LSTM with Keras' forget bias 1 and with chrono
   initialisation (Tallec & Ollivier 2018), and at T = 100 for the tanh RNN with Keras' orthogonal U against the
   IRNN (ReLU, U = I, Le et al. 2015); the test MSE against the baseline 1/6.
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from course_pkg.init import glorot_uniform, init_lstm, init_rnn
+from course_pkg.layer_norm import init_ln_params, ln_lstm_backward, ln_lstm_forward
 from course_pkg.layers import dense_backward, dense_forward, mse, softmax_cross_entropy
 from course_pkg.lstm import lstm_backward, lstm_forward
 from course_pkg.optim import Adam, clip_by_global_norm
@@ -61,7 +63,7 @@ CONFIG = {
     "clip": 1.0,
     "charlm": {"chars": 100_000, "H": 64, "B": 32, "T": 32, "updates": 400, "lr": 0.005,
                "methods": {"none": {}, "variational dropout": {"p": 0.25}, "zoneout": {"z": 0.1},
-                           "weight dropout": {"p": 0.25}}},
+                           "weight dropout": {"p": 0.25}, "layer norm": {}}},
     "adding": {"H": 32, "B": 32, "updates": 600, "n_test": 500,
                "models": {"LSTM, forget bias 1": {"T": 150, "lr": 0.01},
                           "LSTM, chrono": {"T": 150, "lr": 0.01},
@@ -94,6 +96,9 @@ def charlm_run(cfg, method, seed, K, train_ids, valid_ids, clip):
     rng = np.random.default_rng(seed)
     W, U, b = init_lstm(K, H, rng)
     p = {"W": W, "U": U, "b": b, "V": glorot_uniform((H, K), rng), "c": np.zeros(K, np.float32)}
+    if method == "layer norm":
+        p.update(init_ln_params(H))
+    ln = ("g_x", "beta_x", "g_h", "beta_h", "g_c", "beta_c")
     opt = Adam(p, lr=c["lr"])
     noise = np.random.default_rng([seed, 7])
     onehot = np.eye(K, dtype=np.float32)
@@ -107,6 +112,8 @@ def charlm_run(cfg, method, seed, K, train_ids, valid_ids, clip):
         x = onehot[valid_ids[None, :-1]]
         if method == "zoneout":  # at test time zoneout uses its expectation, keep = z
             h, _, _ = lstm_forward_zoneout(x, zeros, zeros, p["W"], p["U"], p["b"], spec["z"], spec["z"])
+        elif method == "layer norm":
+            h, _, _ = ln_lstm_forward(x, zeros, zeros, p["W"], p["U"], p["b"], *(p[k] for k in ln))
         else:  # dropout: inverted masks, so the test-time network is the plain one
             h, _, _ = lstm_forward(x, zeros, zeros, p["W"], p["U"], p["b"])
         logits, _ = dense_forward(h, p["V"], p["c"])
@@ -127,6 +134,8 @@ def charlm_run(cfg, method, seed, K, train_ids, valid_ids, clip):
         elif method == "zoneout":
             kc, kh = (zoneout_masks((B, T, H), spec["z"], noise) for _ in range(2))
             h, cs, cache = lstm_forward_zoneout(xb, h_carry, c_carry, p["W"], p["U"], p["b"], kc, kh)
+        elif method == "layer norm":
+            h, cs, cache = ln_lstm_forward(xb, h_carry, c_carry, p["W"], p["U"], p["b"], *(p[k] for k in ln))
         else:
             if method == "weight dropout":
                 M = dropout_mask(p["U"].shape, spec["p"], noise)
@@ -135,15 +144,20 @@ def charlm_run(cfg, method, seed, K, train_ids, valid_ids, clip):
         logits, dcache = dense_forward(h, p["V"], p["c"])
         _, dlogits = softmax_cross_entropy(logits, yb)
         dh, dV, dc = dense_backward(dlogits, dcache)
+        extra = {}
         if method == "variational dropout":
             _, _, _, dW, dU, db = lstm_backward_dropout(dh, cache)
+        elif method == "layer norm":
+            g = ln_lstm_backward(dh, cache)
+            dW, dU, db = g["W"], g["U"], g["b"]
+            extra = {k: g[k] for k in ln}
         elif method == "zoneout":
             _, _, _, dW, dU, db = lstm_backward_zoneout(dh, cache)
         else:
             _, _, _, dW, dU, db = lstm_backward(dh, cache)
             if method == "weight dropout":
                 dU = dU * M
-        grads, _ = clip_by_global_norm({"W": dW, "U": dU, "b": db, "V": dV, "c": dc}, clip)
+        grads, _ = clip_by_global_norm({"W": dW, "U": dU, "b": db, "V": dV, "c": dc, **extra}, clip)
         opt.step(grads)
         h_carry, c_carry = h[:, -1], cs[:, -1]  # the state crosses into the next chunk, its gradient does not
         if (update + 1) % 100 == 0 or update + 1 == c["updates"]:
@@ -239,21 +253,34 @@ def run(cfg, log=print):
             "runs": records}
 
 
+def made_with_config(cfg):
+    """True if cfg is CONFIG, except for its seeds and possibly a subset of the methods and models (--only)."""
+    def strip(c):
+        c = json.loads(json.dumps(c))
+        c.pop("seeds")
+        return c, c["charlm"].pop("methods"), c["adding"].pop("models")
+
+    rest, methods, models = strip(cfg)
+    rest0, methods0, models0 = strip(CONFIG)
+    return (rest == rest0 and all(methods0.get(k) == v for k, v in methods.items())
+            and all(models0.get(k) == v for k, v in models.items()))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="+", type=int)
     parser.add_argument("--charlm-updates", type=int)
     parser.add_argument("--adding-updates", type=int)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--only", nargs="+", help="run only these charlm methods and adding models")
     parser.add_argument("--merge", nargs="+", type=Path, help="join files of single seeds made with the committed "
                         "settings into --out (runs are deterministic, so this equals one run over all seeds)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.merge:
         parts = [json.loads(path.read_text()) for path in args.merge]
         for part in parts:
-            if {k: v for k, v in part["config"].items() if k != "seeds"} != {
-                    k: v for k, v in CONFIG.items() if k != "seeds"}:
-                sys.exit(f"--merge: a file was made with other settings than CONFIG")
+            if not made_with_config(part["config"]):
+                sys.exit("--merge: a file was made with other settings than CONFIG")
         runs = sorted((r for part in parts for r in part["runs"]), key=lambda r: r["seed"])
         result = {**parts[0], "config": {**CONFIG, "seeds": sorted({r["seed"] for r in runs})}, "runs": runs}
         args.out.write_text(json.dumps(result, indent=1) + "\n")
@@ -266,6 +293,9 @@ def main(argv=None):
         cfg["charlm"]["updates"] = args.charlm_updates
     if args.adding_updates is not None:
         cfg["adding"]["updates"] = args.adding_updates
+    if args.only:
+        cfg["charlm"]["methods"] = {k: v for k, v in cfg["charlm"]["methods"].items() if k in args.only}
+        cfg["adding"]["models"] = {k: v for k, v in cfg["adding"]["models"].items() if k in args.only}
     result = run(cfg)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
