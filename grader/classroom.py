@@ -46,6 +46,7 @@ import time
 import traceback
 import warnings
 
+from . import engine
 from .sandbox import Pool, SandboxError
 
 REPORT_NAME = "grading_report.csv"
@@ -491,6 +492,7 @@ def _record(course, assignment, outcomes, results, names):
                 path = course.path("autograded", student, assignment) / f"{name}.ipynb"
                 if path.exists():
                     outcome.notes.extend(notebook_notes(path))
+                outcome.notes.extend(f"{name}.ipynb: {note}" for note in engine.take_notes((assignment, student, name)))
             finish_graded(course, outcome)
         read_scores(course, outcome)
 

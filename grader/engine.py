@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import textwrap
+import threading
 import time
 
 from nbformat.v4 import new_output
@@ -90,13 +91,14 @@ class RemoteStudent:
     def __call__(self, name):
         if name == self.spec.name or name in self.spec.uses:
             isolate = {n: self.registry.reference(n) for n in self.spec.isolate}
-            session = self.session
+            session, spec_key = self.session, self.spec.key
 
             def student_function(*args, **kwargs):
                 try:
                     return session.worker().call(name, args, kwargs, isolate=isolate,
                                                  timeout=session.call_timeout())
                 except WorkerGone as exc:  # said as such: a traceback would quote the grader's own lines
+                    session.notes.append(f"{spec_key}: {name} did not return ({exc})")
                     raise WorkerStopped(str(exc)) from None
 
             return student_function
@@ -144,6 +146,7 @@ class Session:
     def __init__(self, slot, assignment, limits):
         self.slot, self.assignment, self.limits = slot, assignment, limits
         self.deadline = time.monotonic() + limits.notebook_seconds
+        self.notes = []  # what went wrong while test cells were scored (the cells' own reports say it too)
         self.current = None
         self.history = []  # sources of the ordinary cells run so far
         self.restarts = 0
@@ -249,8 +252,24 @@ def is_test_cell(cell):
     return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
-def grade_notebook(nb, assignment, registry, slot, seed_for, limits=None):
-    """Fill the outputs of every code cell of nb (in place). seed_for(key) -> the hidden seed of a check."""
+_NOTES = {}  # (assignment, student, notebook) -> notes of the last grading, for the classroom report
+_NOTES_LOCK = threading.Lock()
+
+
+def keep_notes(key, notes):
+    with _NOTES_LOCK:
+        _NOTES[key] = list(notes)
+
+
+def take_notes(key):
+    """The notes grade_notebook left for this (assignment, student, notebook), once."""
+    with _NOTES_LOCK:
+        return _NOTES.pop(key, [])
+
+
+def grade_notebook(nb, assignment, registry, slot, seed_for, limits=None, notes=None):
+    """Fill the outputs of every code cell of nb (in place). seed_for(key) -> the hidden seed of a check. notes, a
+    list, receives a sentence for each graded function whose worker died or was stopped while it was scored."""
     limits = limits or Limits()
     session = Session(slot, assignment, limits)
     namespace = RemoteNamespace(session)
@@ -276,5 +295,7 @@ def grade_notebook(nb, assignment, registry, slot, seed_for, limits=None):
                     out.execution_count = count
     finally:
         session.close()
+        if notes is not None:
+            notes.extend(dict.fromkeys(session.notes))  # once each, in order
     return nb
 

@@ -307,7 +307,10 @@ class SandboxExecute(NbGraderPreprocessor):
         key = secret.load(root)
         limits = engine.Limits(self.cell_timeout, self.call_timeout, self.notebook_timeout, self.max_restarts)
         shared = pool.get(self.workers, self.unsafe_no_sandbox)
+        notes = []
         with shared.acquire() as slot:
             engine.grade_notebook(nb, assignment, registry, slot,
-                                  lambda check: secret.seed(key, assignment, check), limits)
+                                  lambda check: secret.seed(key, assignment, check), limits, notes)
+        info = resources["nbgrader"]
+        engine.keep_notes((assignment, info.get("student"), info.get("notebook")), notes)
         return nb, resources

@@ -210,12 +210,15 @@ EXPECTED = {
                      ["graded cell(s) test_square deleted", "solution cell(s) square deleted"]),
     "duplicated_test": (classroom.WITH_PROBLEMS, 5, {"test_square": 2, "test_cube": 3},
                         ["cell test_square appears 2 times", "last copy was graded"]),
-    # a graded function that hangs or crashes fails its check's cases (the cell's report says why); the class
-    # report has nothing to add: the submission was graded
+    # a graded function that hangs or crashes fails its check's cases (the cell's report says why); one that had to
+    # be stopped or took its worker down is noted in the class report too (one interrupted by its alarm just raised)
     "infinite_loop": (classroom.GRADED, 3, {"test_square": 0, "test_cube": 3}, []),
-    "stubborn_loop": (classroom.GRADED, 3, {"test_square": 0, "test_cube": 3}, []),
-    "os_exit": (classroom.GRADED, 3, {"test_square": 0, "test_cube": 3}, []),
-    "segfault": (classroom.GRADED, 3, {"test_square": 0, "test_cube": 3}, []),
+    "stubborn_loop": (classroom.WITH_PROBLEMS, 3, {"test_square": 0, "test_cube": 3},
+                      ["toy.ipynb: square: square did not return", "time limit"]),
+    "os_exit": (classroom.WITH_PROBLEMS, 3, {"test_square": 0, "test_cube": 3},
+                ["toy.ipynb: square: square did not return", "died"]),
+    "segfault": (classroom.WITH_PROBLEMS, 3, {"test_square": 0, "test_cube": 3},
+                 ["toy.ipynb: square: square did not return", "died"]),
     # a cell that hangs or kills its worker is noted; square, defined in that cell, survives an interrupted cell
     # but not a killed worker (the new worker runs the earlier cells again, never the one that killed it)
     "cell_loop": (classroom.WITH_PROBLEMS, 5, {"test_square": 2, "test_cube": 3},
