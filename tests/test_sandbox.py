@@ -16,6 +16,10 @@ import io
 import json
 import os
 import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
 import socket
 import struct
 import threading
@@ -189,6 +193,8 @@ for address in (("127.0.0.1", {port}), ("10.0.2.2", 80), ("1.1.1.1", 443)):
     except OSError as exc:
         print(address, type(exc).__name__)
 import os
+import subprocess
+import sys
 print(sorted(os.listdir("/sys/class/net")) if os.path.exists("/sys/class/net") else "no /sys")
 """)
     thread.join()
@@ -270,6 +276,8 @@ def test_shared_memory_is_within_the_memory_limit(pool):
     survives to serve the next submission."""
     code = f"""
 import os
+import subprocess
+import sys
 held = 0
 fds = []
 try:
@@ -304,6 +312,8 @@ print("held", held >> 20, "MB")
 def test_huge_file_write_is_stopped(worker):
     out, err = run(worker, """
 import os
+import subprocess
+import sys
 block = b"x" * 2**20
 for name in ("big", "big2", "big3", "big4", "big5", "big6"):
     try:
@@ -593,3 +603,57 @@ def test_process_limit_is_not_shared_with_another_pool(pool):
         finally:
             bomber.close()
             honest.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# An instructor who is not root
+
+
+UNPRIVILEGED_RUN = r"""
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from grader.sandbox import Pool
+print("grader uid", os.getuid())
+with Pool(1, preload=()) as pool, pool.acquire() as slot:
+    w = slot.open_worker()
+    print(w.run_cell("import os\nprint('worker', os.getpid(), os.getcwd(), sorted(os.listdir('/work')))", 10)[0]["text"],
+          end="")
+    print(w.run_cell("import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9), timeout=1)\n"
+                     "except OSError as e:\n    print('network', type(e).__name__)", 10)[0]["text"], end="")
+    print(w.run_cell("import subprocess\nsubprocess.Popen(['sleep', '300', '%s'], start_new_session=True)" % sys.argv[2],
+                     10))
+    w.run_cell("def f(a):\n    return g(a) * 2\n", 5)
+    print("call", w.call("f", (np.ones(2),), {}, isolate={"g": lambda a: a + 1}).tolist())
+    w.close()
+"""
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="switching to another user needs root (the grader's own test runs as it)")
+def test_sandbox_as_an_unprivileged_user():
+    """The same sandbox when the grader runs as an ordinary user (here `nobody`): bubblewrap makes a user namespace,
+    each worker another one of its own. This machine's Python lives under /root (mode 0700), which `nobody` cannot
+    enter: a private mount namespace shows /root's .pyenv on a 0755 tmpfs, as an instructor's own Python would be."""
+    tmp_path = pathlib.Path(tempfile.mkdtemp(prefix="grader-nobody-"))  # (pytest's own folders are 0700)
+    tmp_path.chmod(0o755)
+    script = tmp_path / "run.py"
+    script.write_text(UNPRIVILEGED_RUN)
+    pyenv = pathlib.Path("/root/.pyenv")
+    view = f"mkdir -p /mnt/grader-pyenv && mount --bind {pyenv} /mnt/grader-pyenv && " \
+           f"mount -t tmpfs -o mode=755 none /root && mkdir -p {pyenv} && mount --bind /mnt/grader-pyenv {pyenv} && "
+    command = view + f"exec setpriv --reuid=65534 --regid=65534 --clear-groups env HOME={tmp_path} " \
+                     f"{sys.executable} {script} {REPO} {MARK}"
+    try:
+        proc = subprocess.run(["unshare", "-m", "sh", "-c", command], capture_output=True, text=True, timeout=120,
+                              cwd=tmp_path)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "grader uid 65534"
+    pid, cwd, visible = lines[1].split(" ", 3)[1:]
+    assert (pid, cwd) == ("1", "/scratch") and visible == "['main']", lines[1]  # /work holds only the venv's path
+    assert lines[2] == "network ConnectionRefusedError"
+    assert lines[-1] == "call [4.0, 4.0]"
+    time.sleep(0.5)
+    assert not marked_pids(), "a process the worker started outlived it"
