@@ -23,8 +23,10 @@ c.CourseDirectory.course_id = "rnn-course"
 # Autograding: nbgrader's lists, with four of its preprocessors replaced by the course's versions.
 c.Autograde.sanitize_preprocessors = [ClearOutput, KeepLastDuplicate, OverwriteKernelspec, RestoreMissingCells,
                                       CheckCellMetadata]
+# (nbgrader checks the cells' metadata again after execution, in case the kernel changed it; the student's code runs
+# in the sandbox and cannot reach the notebook, and that second check took a third of nbgrader's time per notebook)
 c.Autograde.autograde_preprocessors = [SandboxExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutputSize,
-                                       SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+                                       SaveAutoGrades, AssignLatePenalties]
 c.OverwriteCells.add_missing_cells = True  # a deleted test cell is put back from the source and graded
 c.SandboxExecute.cell_timeout = 30  # seconds per ordinary cell (a stuck cell scores 0; TensorFlow is loaded already)
 c.SandboxExecute.call_timeout = 10  # seconds per call of a student's function by a check
