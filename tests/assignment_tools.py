@@ -155,3 +155,20 @@ def run_until(nb, grade_id):
         if nbgrader_meta(cell).get("grade_id") == grade_id:
             return out
     raise AssertionError(f"no code cell {grade_id!r}")
+
+
+def assert_hidden_cases_fail(nb, registry, assignment, keys=None, reason="NotImplementedError"):
+    """On the namespace the notebook's ordinary cells leave (test cells not run), every check's hidden cases fail
+    case by case, each with `reason`, and the checker itself never errs (the student version's case)."""
+    from course_pkg.checks import core
+
+    ns = namespace_after(nb)
+    for key in keys or registry.specs:
+        spec = registry.spec(key)
+        student = core.StudentCode(ns, spec, registry)
+        assert student.problem() is None
+        cases = core.hidden_cases(spec, seed_for(assignment)(key))
+        results = [core.run_case(registry, spec, student, c) for c in cases]
+        assert len(results) == 6
+        for r in results:
+            assert not r.passed and r.raised and reason in r.detail, (key, r.detail)

@@ -181,15 +181,7 @@ def test_student_version_hidden_checks_give_zero_without_crashing():
     """The grader runs the hidden cases only after the visible example passes; run here on the student version's
     functions (which raise NotImplementedError), they fail case by case, with the reason, and the checker itself
     never errs."""
-    ns = at.namespace_after(at.student_version(NB))
-    for key in CHECKED:
-        spec = REG.spec(key)
-        student = core.StudentCode(ns, spec, REG)
-        assert student.problem() is None
-        results = [core.run_case(REG, spec, student, case) for case in core.hidden_cases(spec, SEED(key))]
-        assert len(results) == 6
-        for r in results:
-            assert not r.passed and r.raised and "NotImplementedError" in r.detail, (key, r.detail)
+    at.assert_hidden_cases_fail(at.student_version(NB), REG, ASSIGNMENT, CHECKED)
 
 
 def _run_injection(solution_id, old, new):

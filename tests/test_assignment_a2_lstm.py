@@ -11,8 +11,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from assignment_tools import (SOLUTION_REGION, cell_by_id, inject, load, namespace_after, nbgrader_meta,
-                              run_in_process, run_until, seed_for, student_version, test_cells)
+from assignment_tools import (SOLUTION_REGION, assert_hidden_cases_fail, cell_by_id, inject, load, namespace_after,
+                              nbgrader_meta, run_in_process, run_until, seed_for, student_version, test_cells)
 from course_pkg.checks import a2_lstm, cases, core
 from injections_a2_lstm import INJECTIONS
 
@@ -145,14 +145,7 @@ def test_student_version_gets_zero_without_a_checker_error(nb):
         assert "NotImplementedError" in run.output and "checker error" not in run.output, run.output
     # the hidden cases (which the grader runs only after the visible example passes) also fail case by case, with
     # the reason, and never with a checker error
-    ns = namespace_after(student)
-    for key, spec in REGISTRY.specs.items():
-        student_code = core.StudentCode(ns, spec, REGISTRY)
-        assert student_code.problem() is None
-        results = [core.run_case(REGISTRY, spec, student_code, c) for c in core.hidden_cases(spec, SEED(key))]
-        assert len(results) == 6
-        for r in results:
-            assert not r.passed and r.raised and "NotImplementedError" in r.detail, (key, r.detail)
+    assert_hidden_cases_fail(student, REGISTRY, AID)
 
 
 # ---------------------------------------------------------------- the mistake library

@@ -11,8 +11,9 @@ import nbformat
 import numpy as np
 import pytest
 
-from assignment_tools import (SOLUTION_REGION, TEST_SECRET, cell_by_id, inject, load, namespace_after,
-                              nbgrader_meta, run_in_process, run_until, seed_for, student_version, test_cells)
+from assignment_tools import (SOLUTION_REGION, TEST_SECRET, assert_hidden_cases_fail, cell_by_id, inject, load,
+                              namespace_after, nbgrader_meta, run_in_process, run_until, seed_for, student_version,
+                              test_cells)
 from course_pkg import gradcheck
 from course_pkg.checks import a3_gru, cases, core
 from grader import scoring, secret
@@ -238,14 +239,7 @@ def test_student_version_gets_zero_without_a_checker_error(nb):
     assert all("checker error" not in run.output for run in runs.values())
     # the hidden cases (which the grader runs only after the visible example passes) also fail case by case, with
     # the reason, and never with a checker error
-    ns = namespace_after(student)
-    for key, spec in REGISTRY.specs.items():
-        student_code = core.StudentCode(ns, spec, REGISTRY)
-        assert student_code.problem() is None
-        results = [core.run_case(REGISTRY, spec, student_code, c) for c in core.hidden_cases(spec, SEED(key))]
-        assert len(results) == 6
-        for r in results:
-            assert not r.passed and r.raised and "NotImplementedError" in r.detail, (key, r.detail)
+    assert_hidden_cases_fail(student, REGISTRY, AID)
 
 
 # ---------------------------------------------------------------- the gradient check's test

@@ -617,12 +617,12 @@ from grader.sandbox import Pool
 print("grader uid", os.getuid())
 with Pool(1, preload=()) as pool, pool.acquire() as slot:
     w = slot.open_worker()
-    print(w.run_cell("import os\nprint('worker', os.getpid(), os.getcwd(), sorted(os.listdir('/work')))", 10)[0]["text"],
-          end="")
+    where = "import os\nprint('worker', os.getpid(), os.getcwd(), sorted(os.listdir('/work')))"
+    print(w.run_cell(where, 10)[0]["text"], end="")
     print(w.run_cell("import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9), timeout=1)\n"
                      "except OSError as e:\n    print('network', type(e).__name__)", 10)[0]["text"], end="")
-    print(w.run_cell("import subprocess\nsubprocess.Popen(['sleep', '300', '%s'], start_new_session=True)" % sys.argv[2],
-                     10))
+    spawn = "import subprocess\nsubprocess.Popen(['sleep', '300', '%s'], start_new_session=True)" % sys.argv[2]
+    print(w.run_cell(spawn, 10))
     w.run_cell("def f(a):\n    return g(a) * 2\n", 5)
     print("call", w.call("f", (np.ones(2),), {}, isolate={"g": lambda a: a + 1}).tolist())
     w.close()

@@ -80,7 +80,8 @@ def encode(value, blobs, handle=None, callback=None, depth=0):
     if type(value) is np.ndarray and value.dtype.kind in ARRAY_KINDS:
         blobs.append(_array_bytes(value))
         return {"$a": len(blobs) - 1}
-    if isinstance(value, np.generic) and type(value).__module__ == "numpy" and np.dtype(type(value)).kind in ARRAY_KINDS:
+    if (isinstance(value, np.generic) and type(value).__module__ == "numpy"
+            and np.dtype(type(value)).kind in ARRAY_KINDS):
         blobs.append(_array_bytes(np.asarray(value)))
         return {"$a": len(blobs) - 1}
     if type(value) is tuple:
