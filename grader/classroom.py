@@ -552,6 +552,9 @@ def cmd_autograde(options, say=print):
         say("WARNING: --unsafe-no-sandbox: the students' code runs without the sandbox and can read this course "
             "folder and use the network (scores still come from the grader).")
     say(f"Sandbox pool: {len(sandboxes.slots)} slot(s) ready in {sandboxes.start_seconds:.1f} s")
+    if not options.unsafe_no_sandbox and any(slot.cgroups is None for slot in sandboxes.slots):
+        say("Note: no pids/memory cgroup per slot here (they need root and cgroup v1): the workers are held by "
+            "rlimits only, which do not count shared memory and count processes per uid.")
     try:
         outcomes = grade_class(course, assignments, options, sandboxes, say)
     finally:
