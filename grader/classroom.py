@@ -2,6 +2,7 @@
 
     python -m grader.classroom autograde [--course DIR] [--assignment ID ...] [--timeout SECONDS]
                                          [--submission-timeout SECONDS] [--jobs N] [--unsafe-no-sandbox]
+                                         [--no-similarity]
     python -m grader.classroom feedback [--course DIR] [--assignment ID ...]
     python -m grader.classroom export [--course DIR] [--to FILE]
 
@@ -22,6 +23,9 @@ autograde:
    never touched, and submitted files are only read.
 It writes <course>/autograded/grading_report.csv (student, assignment, status, score, max_score, reason) and prints
 a summary.
+Then (unless --no-similarity) grader/similarity.py compares the graded functions of the graded submissions with each
+other's, course_pkg's and the book's: <course>/autograded/similarity_report.csv, the flagged notebooks flagged in the
+gradebook, one summary line; no score or comment changes.
 
 feedback runs `nbgrader generate_feedback <assignment> --force`, export runs `nbgrader export` to a CSV file.
 """
@@ -569,7 +573,20 @@ def cmd_autograde(options, say=print):
         if o.status != GRADED:
             say(f"  {o.student} / {o.assignment}: {o.status}, {o.score:g} of {o.max_score:g}: {o.reason}")
     say(f"Report: {report}")
+    if not options.no_similarity:
+        say(_similarity(course, outcomes))
     return 0
+
+
+def _similarity(course, outcomes):
+    """Copying flagged for the instructor (grader/similarity.py), after grading: a report and gradebook flags,
+    never a score or a word to students. Its failure never fails the grading."""
+    from . import similarity
+
+    try:
+        return similarity.run(course, outcomes)
+    except Exception as exc:  # noqa: BLE001 - the grades are recorded already
+        return f"Similarity check failed ({type(exc).__name__}: {exc}); grades are not affected"
 
 
 def _run_each(course, assignments, make_args, what, say):
@@ -629,6 +646,9 @@ def parser():
                        help="run the students' code WITHOUT the sandbox (it can then read the course folder and use "
                             "the network); only for trying the course on a machine without bubblewrap")
     grade.add_argument("--max-notebook-mb", type=float, default=500, help="larger notebooks are not graded")
+    grade.add_argument("--no-similarity", action="store_true",
+                       help="skip the copying check after grading (grader/similarity.py: "
+                            "autograded/similarity_report.csv)")
     feedback = sub.add_parser("feedback", parents=[common], help="nbgrader generate_feedback for everything autograded")
     feedback.add_argument("--assignment", nargs="+", help="assignment ids (default: every autograded one)")
     export = sub.add_parser("export", parents=[common], help="nbgrader export of the gradebook to CSV")
