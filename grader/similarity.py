@@ -15,7 +15,8 @@ notebook already has in the function's body (copydetect's boilerplate); an uncha
 A function's similarity to a source is the share of its fingerprinted code found there (copydetect's similarity of
 the student's side; against the book, the best of the chapter's functions). A function counts when its body is at
 least MIN_CHARS long after tokenising and its similarity is at least THRESHOLD; each student and source with such a
-function is a row of <course>/autograded/similarity_report.csv. Both numbers come from a measurement on a3_gru
+function is a row of <course>/autograded/similarity_report.csv (similarity: the highest of its functions';
+details: each function's, and the book's function it matched). Both numbers come from a measurement on a3_gru
 (python tests/test_similarity.py prints it):
 - copies scored 0.79-1.00: chapter 6's GRU step and step backward pasted into gru_step_forward and
   gru_step_backward with every name changed and the cache read instead (0.83, 0.79); a classmate's
@@ -269,21 +270,25 @@ def _chapter_order(item):
 
 
 def assignment_findings(course_root, assignment, students, checks_package="course_pkg.checks", book=BOOK,
-                        threshold=THRESHOLD):
-    """The findings of one assignment over these students' submitted notebooks (read only)."""
+                        threshold=THRESHOLD, folder=None):
+    """The findings of one assignment over these students' submitted notebooks (read only). folder(kind, student)
+    is the course's folder of a kind ("release", "submitted"); default <course_root>/<kind>/[<student>/]<assignment>."""
     course_root = pathlib.Path(course_root)
+    folder = folder or (lambda kind, student=".": course_root / kind / student / assignment)
     references = graded_names(assignment, checks_package)
     names = set(references)
-    release = sorted((course_root / "release" / assignment).glob("*.ipynb"))
+    release = sorted(pathlib.Path(folder("release")).glob("*.ipynb"))
     boilerplate = {}
     for path in release:
         boilerplate.update(released_boilerplate(read_json(path), names))
     submissions = {}
     for student in students:
         codes = {}
-        folder = course_root / "submitted" / student / assignment
-        for path in sorted(folder.glob("*.ipynb")):
-            codes.update(submission_codes(read_json(path), names, boilerplate))
+        for path in sorted(pathlib.Path(folder("submitted", student)).glob("*.ipynb")):
+            try:
+                codes.update(submission_codes(read_json(path), names, boilerplate))
+            except (RecursionError, MemoryError, ValueError, TypeError, AttributeError):
+                continue  # code too deeply nested to parse, or cells of the wrong type: nothing to compare
         submissions[student] = codes
     return compare(assignment, submissions, reference_codes(references), book_codes(book), threshold)
 
@@ -338,7 +343,7 @@ def run(course, outcomes, book=BOOK, threshold=THRESHOLD):
     for assignment, students in sorted(by_assignment.items()):
         try:
             findings += assignment_findings(course.root, assignment, sorted(students), checks_package, book,
-                                            threshold)
+                                            threshold, lambda kind, student=".": course.path(kind, student, assignment))
         except ImportError:
             skipped.append(assignment)
     path = write_report(course.path("autograded"), findings, [a for a in by_assignment if a not in skipped])

@@ -312,6 +312,20 @@ def test_the_released_stub_and_tiny_functions_are_not_compared(tmp_path):
     assert gate == {}  # a one-line gate: every correct version looks alike
 
 
+def test_a_notebook_that_cannot_be_read_or_parsed_is_left_out(tmp_path):
+    """Deeply nested code (RecursionError in ast), cells that are not strings, a file that is not JSON: that student
+    has nothing compared; the others still are."""
+    notebooks = class_notebooks()
+    deep = with_functions(notebooks["honest"], {"gru_backward": "def gru_backward(dh, cache):\n    return " +
+                                                "(" * 5000 + "1" + ")" * 5000})
+    write_class(tmp_path, {"deep": deep, "author": notebooks["author"], "sharer": notebooks["sharer"]})
+    nc.submit(tmp_path, "garbage", A3, raw="{not json")
+    nc.submit(tmp_path, "odd", A3, raw=json.dumps({"cells": [{"cell_type": "code", "source": 5,
+                                                            "metadata": {"nbgrader": {"solution": True}}}]}))
+    found = similarity.assignment_findings(tmp_path, A3, ["author", "deep", "garbage", "odd", "sharer"])
+    assert {f.student for f in found} == {"author", "sharer"}, [f.row() for f in found]
+
+
 def test_the_report_is_sorted_and_keeps_other_assignments(tmp_path, findings):
     path = similarity.write_report(tmp_path, [similarity.Finding("a1_rnn", "zed", "course_pkg",
                                                                  {"rnn_backward": (0.9, "rnn_backward")})], ["a1_rnn"])
