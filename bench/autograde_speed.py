@@ -93,6 +93,22 @@ def new_course(tmp):
     return course
 
 
+TIMES = {}  # (student, assignment) -> seconds of its last grading
+
+
+def _timed(grade_one):
+    def timed(course, assignment, student, config):
+        start = time.perf_counter()
+        try:
+            return grade_one(course, assignment, student, config)
+        finally:
+            TIMES[(student, assignment)] = time.perf_counter() - start
+    return timed
+
+
+classroom.autograde_one = _timed(classroom.autograde_one)
+
+
 def grade(course, pool, jobs, assignments=nc.ASSIGNMENTS):
     start = time.perf_counter()
     outcomes = classroom.grade_class(classroom.Course.load(course), list(assignments), options(jobs), pool,
@@ -159,18 +175,44 @@ def a_class(course, size, pool, jobs, seed=0):
     return wall, kinds, outcomes
 
 
+def report_class(wall, kinds, outcomes):
+    """Print the class's figures, with the time of each kind of submission; return the count of each status."""
+    by_kind = {}
+    for job, kind in kinds.items():
+        by_kind.setdefault(kind if not kind.startswith("mistake") else "with a mistake", []).append(TIMES.get(job, 0))
+    print("seconds per submission, by kind (median, max; the class total is their sum over the slots):")
+    for kind, times in sorted(by_kind.items(), key=lambda kv: -max(kv[1])):
+        print(f"  {kind:32s} {len(times):3d}  {statistics.median(times):6.1f} {max(times):6.1f}")
+    counts = {status: sum(o.status == status for o in outcomes)
+              for status in (classroom.GRADED, classroom.WITH_PROBLEMS, classroom.NOT_GRADED)}
+    n = len(kinds)
+    print(f"class of {n} submissions ({sum(k == 'correct' for k in kinds.values())} correct, "
+          f"{sum(k.startswith('mistake') for k in kinds.values())} with a mistake, "
+          f"{sum(k in BROKEN for k in kinds.values())} broken, {sum(k in ATTACKS for k in kinds.values())} "
+          f"adversarial): {wall:.1f} s wall, {wall / n:.2f} s per submission; {counts}")
+    return counts
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--class-size", type=int, default=100, help="submissions in the class")
     parser.add_argument("--jobs", type=int, default=2, help="sandbox slots, and submissions graded at once")
     parser.add_argument("--repeats", type=int, default=3, help="runs of the one-student case")
+    parser.add_argument("--class-only", action="store_true", help="skip the one-student case and its peer")
     parser.add_argument("--out", type=pathlib.Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
+    if args.class_only and args.out:
+        parser.error("--out needs the one-student case: leave out --class-only")
     with tempfile.TemporaryDirectory() as tmp, Pool(args.jobs) as pool:
+        if args.class_only:
+            course = new_course(tmp)
+            wall, kinds, outcomes = a_class(course, args.class_size, pool, args.jobs)
+            return report_class(wall, kinds, outcomes)
         print(f"sandbox pool: {args.jobs} slot(s) (numpy, IPython, TensorFlow imported) ready in "
               f"{pool.start_seconds:.1f} s")
         course = new_course(tmp)
         ours = one_student(course, pool, args.jobs, args.repeats)
+        pool_start = pool.start_seconds
         stock = stock_one_student(course, args.repeats)
         print(f"one student, three assignments, warm pool: median {statistics.median(ours):.1f} s "
               f"(runs: {', '.join(f'{w:.1f}' for w in ours)})")
@@ -180,16 +222,11 @@ def main():
     with tempfile.TemporaryDirectory() as tmp, Pool(args.jobs) as pool:
         course = new_course(tmp)
         wall, kinds, outcomes = a_class(course, args.class_size, pool, args.jobs)
-    counts = {status: sum(o.status == status for o in outcomes)
-              for status in (classroom.GRADED, classroom.WITH_PROBLEMS, classroom.NOT_GRADED)}
+    counts = report_class(wall, kinds, outcomes)
     n = len(kinds)
-    print(f"class of {n} submissions ({sum(k == 'correct' for k in kinds.values())} correct, "
-          f"{sum(k.startswith('mistake') for k in kinds.values())} with a mistake, "
-          f"{sum(k in BROKEN for k in kinds.values())} broken, {sum(k in ATTACKS for k in kinds.values())} "
-          f"adversarial): {wall:.1f} s wall, {wall / n:.2f} s per submission; {counts}")
     if args.out:
         args.out.write_text(json.dumps({
-            "pool_start_s": round(pool.start_seconds, 1), "jobs": args.jobs,
+            "pool_start_s": round(pool_start, 1), "jobs": args.jobs,
             "one_student_s": round(statistics.median(ours), 1), "one_student_runs_s": [round(w, 2) for w in ours],
             "stock_one_student_s": round(statistics.median(stock), 1),
             "stock_one_student_runs_s": [round(w, 2) for w in stock],

@@ -501,6 +501,11 @@ def _record(course, assignment, outcomes, results, names):
         read_scores(course, outcome)
 
 
+def _submitted_size(course, assignment, student):
+    """Bytes of a submission's notebooks: a rough measure of how long it takes to grade."""
+    return sum(p.stat().st_size for p in course.path("submitted", student, assignment).glob("*.ipynb"))
+
+
 def grade_class(course, assignments, options, sandboxes, say=print):
     """Autograde every submission of these assignments on a started sandbox pool; return the Outcomes (the report
     is not written)."""
@@ -516,6 +521,7 @@ def grade_class(course, assignments, options, sandboxes, say=print):
         prepared = {a: prepare_assignment(course, a, options) for a in assignments}
         jobs = [(a, s) for a, (outcomes, _) in prepared.items() for s, o in sorted(outcomes.items())
                 if o.problem is None]
+        jobs.sort(key=lambda job: -_submitted_size(course, *job))  # the longest first: the threads finish together
         config = overrides(options)
         with course.gradebook() as gb:  # one by one here: two threads must not create one student at once
             for student in sorted({s for _, s in jobs}):
