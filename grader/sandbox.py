@@ -127,13 +127,15 @@ def bwrap_command(control_fd, slot_uid, preload, limits, nproc=None):
     for path in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/nsswitch.conf"):
         if os.path.exists(path):
             cmd += ["--ro-bind", path, path]
-    made = set()
+    # /tmp first: a Python or a checkout under /tmp (a CI clone) is then bound inside it, not hidden by it
+    cmd += ["--perms", "0755", "--tmpfs", "/tmp"]
+    made = {pathlib.Path("/tmp")}
     for tree in _python_trees():
         cmd += _parents(tree, made) + ["--ro-bind", str(tree), str(tree)]
     for path in _hidden_installs():
         cmd += ["--tmpfs", path]
     cmd += ["--ro-bind", str(HARNESS_DIR), "/grader_worker",
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", SCRATCH, "--chdir", "/tmp",
+            "--proc", "/proc", "--dev", "/dev", "--dir", SCRATCH, "--chdir", "/tmp",
             "--setenv", "HOME", "/tmp", "--unsetenv", "PYTHONPATH",
             "--", sys.executable, "-I", "/grader_worker/harness.py", f"--control-fd={control_fd}",
             f"--slot-uid={slot_uid}", *limits.harness_args(), f"--nproc-limit={nproc or limits.max_processes}"]
