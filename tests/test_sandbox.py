@@ -143,7 +143,7 @@ print(repr(seen))
     assert seen["grader"] in ("ImportError", []), seen["grader"]  # at most an empty namespace (editable install)
     # course_pkg.checks.* are stubs: nothing of the checker
     assert set(seen["course_pkg.checks.core"]) <= {"check"}, seen["course_pkg.checks.core"]
-    assert "work" in seen["root"] and "home" not in seen["root"]
+    assert REPO.parts[1] in seen["root"] and "home" not in seen["root"]  # the venv's path, and no home folders
 
 
 def test_worker_cannot_write_outside_its_scratch(worker):
@@ -617,7 +617,7 @@ from grader.sandbox import Pool
 print("grader uid", os.getuid())
 with Pool(1, preload=()) as pool, pool.acquire() as slot:
     w = slot.open_worker()
-    where = "import os\nprint('worker', os.getpid(), os.getcwd(), sorted(os.listdir('/work')))"
+    where = "import os\nprint('worker', os.getpid(), os.getcwd(), sorted(os.listdir(%r)))" % sys.argv[1]
     print(w.run_cell(where, 10)[0]["text"], end="")
     print(w.run_cell("import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9), timeout=1)\n"
                      "except OSError as e:\n    print('network', type(e).__name__)", 10)[0]["text"], end="")
@@ -652,7 +652,7 @@ def test_sandbox_as_an_unprivileged_user():
     lines = proc.stdout.splitlines()
     assert lines[0] == "grader uid 65534"
     pid, cwd, visible = lines[1].split(" ", 3)[1:]
-    assert (pid, cwd) == ("1", "/scratch") and visible == "['main']", lines[1]  # /work holds only the venv's path
+    assert (pid, cwd) == ("1", "/scratch") and visible == "['.venv']", lines[1]  # the checkout: only its venv
     assert lines[2] == "network ConnectionRefusedError"
     assert lines[-1] == "call [4.0, 4.0]"
     time.sleep(0.5)
