@@ -532,7 +532,7 @@ def grade_class(course, assignments, options, sandboxes, say=print):
             for future in concurrent.futures.as_completed(futures):
                 results[futures[future]] = future.result()
         for job, why in sorted(results.items()):
-            if why and "database is locked" in why:  # two threads met at the gradebook: again, alone
+            if why:  # nbgrader failed on it beside another thread (a locked gradebook, a race): once more, alone
                 results[job] = autograde_one(course, *job, config)
     finally:
         shared_pool.use(None)
