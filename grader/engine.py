@@ -196,12 +196,17 @@ class Session:
             self.current.close()
 
 
-def _cut(text):
-    if len(text) <= OUTPUT_CHARS:
+def cut_text(text, limit):
+    """text with its middle replaced by a note when it is longer than limit (the beginning and end stay)."""
+    if len(text) <= limit:
         return text
-    head = OUTPUT_CHARS // 2
-    tail = OUTPUT_CHARS - head
+    head = limit // 2
+    tail = limit - head
     return f"{text[:head]}\n[... {len(text) - head - tail:,} {CUT_MARK} ...]\n{text[len(text) - tail:]}"
+
+
+def _cut(text):
+    return cut_text(text, OUTPUT_CHARS)
 
 
 def _text(value):

@@ -34,6 +34,7 @@ from nbgrader import utils
 from nbgrader.preprocessors import DeduplicateIds, LimitOutput, NbGraderPreprocessor, OverwriteCells
 
 from .engine import CELL_TIMEOUT, CUT_MARK, KERNEL_DIED, NOT_RUN  # noqa: F401 (the classroom report reads them)
+from .engine import cut_text as _cut_text
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -179,15 +180,6 @@ def _out_size(out):
     if out.output_type == "error":
         return len(out.get("evalue", "")) + sum(len(line) for line in out.get("traceback", []))
     return sum(len(v) if isinstance(v, str) else len(str(v)) for v in out.get("data", {}).values())
-
-
-def _cut_text(text, limit):
-    """text with its middle replaced by a note when it is longer than limit (the beginning and end stay)."""
-    if len(text) <= limit:
-        return text
-    head = limit // 2
-    tail = limit - head
-    return f"{text[:head]}\n[... {len(text) - head - tail:,} {CUT_MARK} ...]\n{text[len(text) - tail:]}"
 
 
 def _cut_lines(text, max_lines):
