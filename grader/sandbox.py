@@ -29,6 +29,7 @@ import pathlib
 import queue
 import shutil
 import site
+import select
 import socket
 import subprocess
 import sys
@@ -224,6 +225,7 @@ class Slot:
         self.proc = self.control = None
         self.lock = threading.Lock()
         self.start_seconds = None
+        self.launcher = None  # set by the Pool: the thread that starts (and restarts) this slot
 
     def start(self, launcher=None):
         """Start the zygote and wait until it is warm. bwrap's --die-with-parent follows the *thread* that started
@@ -289,10 +291,27 @@ class Slot:
         return data.decode(errors="replace").strip()
 
     def alive(self):
-        return self.proc is not None and self.proc.poll() is None
+        if self.proc is None or self.proc.poll() is not None or self.control is None:
+            return False
+        try:  # the zygote speaks only when asked: a control socket readable now means it closed its end
+            readable, _, _ = select.select([self.control], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
 
     def open_worker(self):
-        """A new worker (one submission): a Worker connected to it."""
+        """A new worker (one submission): a Worker connected to it. A slot whose zygote died or cannot fork (what a
+        submission before may leave behind) is replaced once, when the pool that lent it can start it again."""
+        try:
+            return self._open_worker()
+        except WorkerGone:
+            if self.launcher is None:
+                raise
+        self.stop()
+        self.start(self.launcher)
+        return self._open_worker()
+
+    def _open_worker(self):
         with self.lock:
             if not self.alive():
                 raise WorkerGone("the sandbox slot is not running")
@@ -340,6 +359,8 @@ class Pool:
         self.free = queue.Queue()
         self.start_seconds = None
         self.launcher = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sandbox-launcher")
+        for slot in self.slots:
+            slot.launcher = self.launcher
 
     def start(self):
         started = time.monotonic()

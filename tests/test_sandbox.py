@@ -252,6 +252,82 @@ except OSError as exc:
     assert int(out.split()[1]) < LIMITS.max_processes, out
 
 
+FORK_BOMB_TO_THE_LIMIT = """
+import os
+n = 0
+try:
+    for _ in range(1000):
+        if os.fork() == 0:  # every child forks on, without end: the slot stays full until all are killed
+            while True:
+                try:
+                    os.fork()
+                except OSError:
+                    pass
+        n += 1
+except OSError:
+    print("full", n)
+"""
+
+
+def test_a_new_worker_starts_right_after_a_fork_bomb(pool):
+    """The killed bomb's processes leave the slot's process count a moment after the kill returns: the next
+    submission's worker still starts (once, a CI run lost a whole notebook to it)."""
+    for _ in range(5):
+        with pool.acquire() as slot:
+            bomb = slot.open_worker()
+            out, err = run(bomb, FORK_BOMB_TO_THE_LIMIT, timeout=20)
+            assert out.startswith("full"), (out, err)
+            bomb.close()
+            after = slot.open_worker()
+            try:
+                assert run(after, "print(6 * 7)") == ("42\n", [])
+            finally:
+                after.close()
+
+
+def _parents():
+    found = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = pathlib.Path(f"/proc/{entry}/stat").read_text()
+            cmdline = pathlib.Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        found[int(entry)] = (int(stat.rsplit(")", 1)[1].split()[1]), b"harness.py" in cmdline)
+    return found
+
+
+def _zygote_pid(slot):
+    """The slot's zygote: the harness process below the slot's bwrap whose parent is not a harness process."""
+    procs = _parents()
+
+    def below_slot(pid):
+        while pid > 1:
+            if pid == slot.proc.pid:
+                return True
+            pid = procs.get(pid, (0,))[0]
+        return False
+
+    zygotes = [p for p, (ppid, harness) in procs.items()
+               if harness and below_slot(p) and not procs.get(ppid, (0, False))[1]]
+    assert len(zygotes) == 1, zygotes
+    return zygotes[0]
+
+
+def test_a_slot_whose_zygote_died_is_replaced(pool):
+    with pool.acquire() as slot:
+        os.kill(_zygote_pid(slot), 9)
+        deadline = time.monotonic() + 5
+        while slot.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not slot.alive(), "a slot without its zygote still counts as alive"
+        w = slot.open_worker()
+        try:
+            assert run(w, "print(6 * 7)") == ("42\n", [])
+        finally:
+            w.close()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Memory, disk, time
 

@@ -145,7 +145,11 @@ def zygote(options):
                 children.discard(pid)
         command = message.decode(errors="replace").split()
         if command[:1] == ["fork"] and len(fds) == 1:
-            pid = os.fork()
+            pid = _fork_patiently()
+            if pid is None:
+                os.close(fds[0])
+                control.sendall(b"error: no process can be started in the slot (its process limit is reached)\n")
+                continue
             if pid == 0:
                 control.close()
                 if options.no_isolation:
@@ -166,6 +170,21 @@ def zygote(options):
             for fd in fds:
                 os.close(fd)
             control.sendall(b"error\n")
+
+
+def _fork_patiently(seconds=10.0):
+    """os.fork(), retried while the slot's pids cgroup is full: the processes of a worker just killed (a fork bomb)
+    leave the count only as the kernel reaps them, a moment after the kill returns. None if it never frees."""
+    deadline = time.monotonic() + seconds
+    delay = 0.01
+    while True:
+        try:
+            return os.fork()
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(delay)
+            delay = min(0.2, delay * 2)
 
 
 def _enter_worker(fd, options):
