@@ -102,6 +102,10 @@ class Registry:
         # {(forward key, backward key): [Case]}: where the grader measures that the student's backward pass is the
         # gradient of the student's forward pass (behind a gradient check cell)
         self.gradient_cases = dict
+        # callables explain(spec, case, got, found) -> more explanations (objects with .id and .message()) of outputs
+        # that differ from the reference, `found` being the library's Mistakes that already match; the grader adds
+        # its search over mutants of the solution code here (grader/diagnosis.py)
+        self.explainers = []
 
     def add_spec(self, spec):
         if spec.key in self.specs:
@@ -348,6 +352,8 @@ def diagnose(registry, spec, case, got):
             continue
         if _matches(spec, case, got, out):
             found.append(mistake)
+    for explain in registry.explainers:
+        found += [e for e in explain(spec, case, got, list(found)) if e.id not in {f.id for f in found}]
     return found
 
 
@@ -422,6 +428,8 @@ def _report(spec, results, header):
         for m in r.mistakes:
             if m.id not in {x.id for x in named}:
                 named.append(m)
+    if len(named) > 1:
+        print(f"  {len(named)} explanations fit these outputs; look at each:", file=out)
     for m in named:
         print("  " + m.message(), file=out)
     if not named and any(not r.passed and not r.raised for r in results):
