@@ -20,15 +20,16 @@ def grade(key, ns, seed, points):
 
 def own_step(x_t, h_prev, W, U, b):
     h_t = np.tanh(x_t @ W + h_prev @ U + b)
-    return h_t, (x_t, h_prev, U, W, h_t)
+    return h_t, (x_t, h_prev, W, U, h_t)  # the cache the notebook prescribes
 
 
 def own_forward(x, h0, W, U, b):
-    h, hs = h0, []
+    h, hs, caches = h0, [], []
     for t in range(x.shape[1]):
-        h, _ = rnn_step_forward(x[:, t], h, W, U, b)
+        h, cache = rnn_step_forward(x[:, t], h, W, U, b)
         hs.append(h)
-    return np.stack(hs, axis=1), None
+        caches.append(cache)
+    return np.stack(hs, axis=1), caches
 
 
 def namespace(**functions):
@@ -100,7 +101,8 @@ def test_missing_function_is_named():
 
 def test_isolation_a_wrong_step_does_not_cost_the_sequence_points():
     def wrong_step(x_t, h_prev, W, U, b):
-        return np.tanh(x_t @ W + h_prev @ U), None  # missing bias
+        h_t = np.tanh(x_t @ W + h_prev @ U)  # missing bias
+        return h_t, (x_t, h_prev, W, U, h_t)
 
     ns = namespace(rnn_step_forward=wrong_step, rnn_forward=own_forward)
     own_forward.__globals__["rnn_step_forward"] = wrong_step  # what the student's rnn_forward would call
@@ -116,7 +118,8 @@ def test_isolation_a_wrong_step_does_not_cost_the_sequence_points():
 
 def test_float32_inputs_must_give_float32_outputs(capsys):
     def upcasting(x_t, h_prev, W, U, b):
-        return np.tanh(x_t.astype(np.float64) @ W + h_prev @ U + b), None
+        h_t = np.tanh(x_t.astype(np.float64) @ W + h_prev @ U + b)
+        return h_t, (x_t, h_prev, W, U, h_t)
 
     result = grade("rnn_step_forward", namespace(rnn_step_forward=upcasting), seed=5, points=3)
     assert result.score == 2.0 and result.error is None  # the four float64 cases pass, the two float32 cases fail
@@ -143,10 +146,12 @@ def test_endless_recursion_is_a_failed_case_not_a_crash():
 
 def test_non_finite_and_wrong_shape_outputs_are_described():
     def nan(x_t, h_prev, W, U, b):
-        return np.full_like(h_prev, np.nan), None
+        h_t = np.full_like(h_prev, np.nan)
+        return h_t, (x_t, h_prev, W, U, h_t)
 
     def flattened(x_t, h_prev, W, U, b):
-        return np.tanh(x_t @ W + h_prev @ U + b).ravel(), None
+        h_t = np.tanh(x_t @ W + h_prev @ U + b).ravel()
+        return h_t, (x_t, h_prev, W, U, h_t)
 
     with pytest.raises(AssertionError, match="NaN"):
         a1_rnn.check("rnn_step_forward", namespace(rnn_step_forward=nan))
@@ -156,7 +161,8 @@ def test_non_finite_and_wrong_shape_outputs_are_described():
 
 def test_visible_failure_names_the_mistake():
     def no_bias(x_t, h_prev, W, U, b):
-        return np.tanh(x_t @ W + h_prev @ U), None
+        h_t = np.tanh(x_t @ W + h_prev @ U)
+        return h_t, (x_t, h_prev, W, U, h_t)
 
     with pytest.raises(AssertionError, match=r"rnn-missing-bias.*\n.*Hint"):
         a1_rnn.check("rnn_step_forward", namespace(rnn_step_forward=no_bias))
@@ -165,8 +171,9 @@ def test_visible_failure_names_the_mistake():
 def test_student_inputs_mutation_does_not_corrupt_the_reference():
     def mutating(x_t, h_prev, W, U, b):
         out = np.tanh(x_t @ W + h_prev @ U + b)
+        cache = (x_t, h_prev, W.copy(), U, out)
         W *= 0  # a student who overwrites an argument must not change the expected values
-        return out, None
+        return out, cache
 
     result = grade("rnn_step_forward", namespace(rnn_step_forward=mutating), seed=9, points=1)
     assert result.score == 1.0 and result.error is None
@@ -197,7 +204,8 @@ def test_helpers_from_course_pkg_activations_are_allowed():
     ns = namespace()
     exec("def rnn_step_forward(x_t, h_prev, W, U, b):\n"
          "    from course_pkg.activations import sigmoid\n"
-         "    return np.tanh(x_t @ W + h_prev @ U + b) + 0 * sigmoid(b), None\n", ns)
+         "    h_t = np.tanh(x_t @ W + h_prev @ U + b) + 0 * sigmoid(b)\n"
+         "    return h_t, (x_t, h_prev, W, U, h_t)\n", ns)
     a1_rnn.check("rnn_step_forward", ns)
 
 
@@ -206,7 +214,8 @@ def test_no_mistake_hint_when_the_code_only_raised():
         raise NotImplementedError()
 
     def wrong(x_t, h_prev, W, U, b):
-        return np.tanh(x_t @ W + h_prev @ U + b) + 0.5, None  # a wrong value that no mistake of the library makes
+        h_t = np.tanh(x_t @ W + h_prev @ U + b) + 0.5  # a wrong value that no mistake of the library makes
+        return h_t, (x_t, h_prev, W, U, h_t)
 
     result = grade("rnn_step_forward", namespace(rnn_step_forward=broken), seed=5, points=3)
     assert "NotImplementedError" in result.error and "No common mistake" not in result.error
@@ -217,7 +226,8 @@ def test_no_mistake_hint_when_the_code_only_raised():
 def test_a_failing_visible_example_makes_the_cell_an_error_without_hidden_cases():
     """As the old notebooks' check() before grade(): the hidden cases run only when the small example passes."""
     def no_bias(x_t, h_prev, W, U, b):
-        return np.tanh(x_t @ W + h_prev @ U), None
+        h_t = np.tanh(x_t @ W + h_prev @ U)
+        return h_t, (x_t, h_prev, W, U, h_t)
 
     result = grade("rnn_step_forward", namespace(rnn_step_forward=no_bias), seed=5, points=3)
     assert result.score == 0.0 and result.text == ""
@@ -229,7 +239,8 @@ def test_partial_credit_is_the_share_of_hidden_cases_passed():
     """A function right on float64 and on D == H only: the score counts exactly the hidden cases it passes."""
     def right_when_square(x_t, h_prev, W, U, b):
         h = np.tanh(x_t @ W + h_prev @ U + b)
-        return (h if x_t.shape[1] == h_prev.shape[1] else h + 1.0), None
+        h_t = (h if x_t.shape[1] == h_prev.shape[1] else h + 1.0)
+        return h_t, (x_t, h_prev, W, U, h_t)
 
     seed = 11
     cases = core.hidden_cases(REG.spec("rnn_step_forward"), seed)

@@ -9,7 +9,7 @@ import numpy as np
 from .. import gradcheck, rnn
 from ..activations import sigmoid
 from . import cases
-from .core import Mistake, Registry, Spec, function_summary
+from .core import CacheLayout, Mistake, Registry, Spec, function_summary, kind_of
 
 F64 = np.dtype(np.float64)
 BOTH = (np.dtype(np.float64), np.dtype(np.float32))
@@ -41,25 +41,60 @@ def _fixed(make, square=False):
     return lambda: make(np.random.default_rng(20261123), F64, square)
 
 
+# ---------------------------------------------------------------- the cache the notebook prescribes
+# A step's cache is the tuple (x_t, h_prev, W, U, h_t); a sequence's is the list of its steps' caches. The forward
+# checks compare the cache too, and the backward checks run on a cache the checker makes, so that a mistake in a
+# forward function never costs the backward function's points, nor the other way round.
+
+STEP_CACHE = CacheLayout("tuple", ("x_t", "h_prev", "W", "U", "h_t"))
+
+
+def step_forward(x_t, h_prev, W, U, b):
+    """course_pkg.rnn.rnn_step_forward, returning the notebook's cache."""
+    h_t, c = rnn.rnn_step_forward(x_t, h_prev, W, U, b)
+    return h_t, (c["x_t"], c["h_prev"], c["W"], c["U"], h_t)
+
+
+def step_backward(dh_t, cache):
+    """course_pkg.rnn.rnn_step_backward on the notebook's cache."""
+    x_t, h_prev, W, U, h_t = STEP_CACHE.values(cache)
+    return rnn.rnn_step_backward(dh_t, {"x_t": x_t, "h_prev": h_prev, "W": W, "U": U, "h_t": h_t})
+
+
+def forward(x, h0, W, U, b):
+    """course_pkg.rnn.rnn_forward, returning the list of the notebook's step caches."""
+    h, c = rnn.rnn_forward(x, h0, W, U, b)
+    hs = c["hs"]  # (T + 1, B, H): h0, then every state
+    return h, [(c["xs"][t], hs[t], c["W"], c["U"], hs[t + 1]) for t in range(h.shape[1])]
+
+
+def backward(dh, caches):
+    """course_pkg.rnn.rnn_backward on the list of the notebook's step caches."""
+    steps = [STEP_CACHE.values(c) for c in caches]
+    xs = np.stack([s[0] for s in steps])
+    hs = np.stack([steps[0][1]] + [s[4] for s in steps])
+    return rnn.rnn_backward(dh, {"xs": xs, "hs": hs, "W": steps[0][2], "U": steps[0][3]})
+
+
 # ---------------------------------------------------------------- runs
 
 def _run_step_forward(get, i):
-    h_t, _ = get("rnn_step_forward")(i["x_t"], i["h_prev"], i["W"], i["U"], i["b"])
-    return (h_t,)
+    h_t, cache = get("rnn_step_forward")(i["x_t"], i["h_prev"], i["W"], i["U"], i["b"])
+    return h_t, STEP_CACHE.entries(cache)
 
 
 def _run_step_backward(get, i):
-    _, cache = get("rnn_step_forward")(i["x_t"], i["h_prev"], i["W"], i["U"], i["b"])
+    _, cache = step_forward(i["x_t"], i["h_prev"], i["W"], i["U"], i["b"])
     return tuple(get("rnn_step_backward")(i["dh_t"], cache))
 
 
 def _run_forward(get, i):
-    h, _ = get("rnn_forward")(i["x"], i["h0"], i["W"], i["U"], i["b"])
-    return (h,)
+    h, cache = get("rnn_forward")(i["x"], i["h0"], i["W"], i["U"], i["b"])
+    return h, STEP_CACHE.sequence_entries(cache, i["x"].shape[1])
 
 
 def _run_backward(get, i):
-    _, cache = get("rnn_forward")(i["x"], i["h0"], i["W"], i["U"], i["b"])
+    _, cache = forward(i["x"], i["h0"], i["W"], i["U"], i["b"])
     return tuple(get("rnn_backward")(i["dh"], cache))
 
 
@@ -88,42 +123,42 @@ def _run_numerical_gradient(get, i):
 
 SPECS = [
     Spec("rnn_step_forward", rnn.rnn_step_forward, _step_case, _fixed(_step_case, square=True), _run_step_forward,
-         ("h_t",)),
+         ("h_t", "cache"), prescribed=step_forward),
     Spec("rnn_step_backward", rnn.rnn_step_backward, _step_case, _fixed(_step_case, square=True), _run_step_backward,
-         ("dx_t", "dh_prev", "dW", "dU", "db"), uses=("rnn_step_forward",),
-         note="checked with the cache your rnn_step_forward returns: if rnn_step_forward fails its check, fix it "
-              "first"),
-    Spec("rnn_forward", rnn.rnn_forward, _seq_case, _fixed(_seq_case), _run_forward, ("h",),
-         isolate=("rnn_step_forward",), note="rnn_step_forward inside it is course_pkg's during this check"),
+         ("dx_t", "dh_prev", "dW", "dU", "db"), prescribed=step_backward,
+         note="checked on a cache made by course_pkg's rnn_step_forward, in the notebook's layout"),
+    Spec("rnn_forward", rnn.rnn_forward, _seq_case, _fixed(_seq_case), _run_forward, ("h", "cache"),
+         isolate=("rnn_step_forward",), prescribed=forward,
+         note="rnn_step_forward inside it is course_pkg's during this check"),
     Spec("rnn_backward", rnn.rnn_backward, _seq_case, _fixed(_seq_case), _run_backward,
-         ("dx", "dh0", "dW", "dU", "db"), uses=("rnn_forward",),
-         isolate=("rnn_step_forward", "rnn_step_backward"),
-         note="checked with the cache your rnn_forward returns (if rnn_forward fails its check, fix it first); the "
-              "step functions inside both are course_pkg's"),
+         ("dx", "dh0", "dW", "dU", "db"), isolate=("rnn_step_backward",), prescribed=backward,
+         note="checked on a cache made by course_pkg's rnn_forward, in the notebook's layout; rnn_step_backward "
+              "inside it is course_pkg's"),
     Spec("numerical_gradient", gradcheck.numerical_gradient, _ng_case, _fixed(_ng_case), _run_numerical_gradient,
          ("gradient", "largest change left in the inputs")),
 ]
 
 
 # ---------------------------------------------------------------- mistakes (wrong versions, same signatures)
-# Forward mistakes keep a cache that course_pkg's backward (or the loop below) can read: a backward check runs on the
-# student's own forward, so a wrong forward also shows in the backward's outputs.
+# Each keeps the notebook's cache layout: a forward mistake is recognised by its outputs and its cache, a backward
+# mistake on the checker's cache.
 
 def _step(act=np.tanh, bias=True, swap=False):
     def rnn_step_forward(x_t, h_prev, W, U, b):
         a = (x_t @ U + h_prev @ W) if swap else (x_t @ W + h_prev @ U)
         h_t = act(a + b if bias else a)
-        return h_t, {"x_t": x_t, "h_prev": h_prev, "W": W, "U": U, "h_t": h_t, "a": a + b}
+        return h_t, (x_t, h_prev, W, U, h_t)
     return rnn_step_forward
 
 
 def _step_backward(dtanh, swap_weight_grads=False):
     def rnn_step_backward(dh_t, cache):
-        da = dh_t * dtanh(cache)
-        dW, dU = cache["x_t"].T @ da, cache["h_prev"].T @ da
+        x_t, h_prev, W, U, h_t = cache
+        da = dh_t * dtanh(h_t)
+        dW, dU = x_t.T @ da, h_prev.T @ da
         if swap_weight_grads:
             dW, dU = dU, dW
-        return da @ cache["W"].T, da @ cache["U"].T, dW, dU, da.sum(axis=0)
+        return da @ W.T, da @ U.T, dW, dU, da.sum(axis=0)
     return rnn_step_backward
 
 
@@ -134,7 +169,7 @@ def _loop_forward(h0_ignored=False, shifted=False, carried=True, states_dtype=No
         for t in range(x.shape[1]):
             if shifted:
                 hs.append(h)
-            h_t, cache = rnn.rnn_step_forward(x[:, t], h if carried else h0, W, U, b)
+            h_t, cache = step_forward(x[:, t], h if carried else h0, W, U, b)
             h = h_t
             if not shifted:
                 hs.append(h)
@@ -144,14 +179,14 @@ def _loop_forward(h0_ignored=False, shifted=False, carried=True, states_dtype=No
 
 
 def _loop_backward(accumulate=True, carry=True, reverse=True):
-    """BPTT over the step caches of _loop_forward; the keyword arguments switch one part off."""
+    """BPTT over the notebook's step caches; the keyword arguments switch one part off."""
     def rnn_backward(dh, caches):
         B, T, H = dh.shape
-        dx = np.zeros((B, T, caches[0]["x_t"].shape[1]), dtype=dh.dtype)
+        dx = np.zeros((B, T, caches[0][0].shape[1]), dtype=dh.dtype)
         dW, dU, db = 0, 0, 0
         dh_next = np.zeros((B, H), dtype=dh.dtype)
         for t in (reversed(range(T)) if reverse else range(T)):
-            dx[:, t], dh_prev, dW_t, dU_t, db_t = rnn.rnn_step_backward(dh[:, t] + dh_next, caches[t])
+            dx[:, t], dh_prev, dW_t, dU_t, db_t = step_backward(dh[:, t] + dh_next, caches[t])
             dh_next = dh_prev if carry else np.zeros_like(dh_prev)
             if accumulate:
                 dW, dU, db = dW + dW_t, dU + dU_t, db + db_t
@@ -162,6 +197,8 @@ def _loop_backward(accumulate=True, carry=True, reverse=True):
 
 
 def _ng(kind):
+    kind_of(kind, ("forward", "no-half", "not-restored", "copy"), "_ng")
+
     def numerical_gradient(f, inputs, name, douts, eps=1e-6):
         p = inputs[name].copy() if kind == "copy" else inputs[name]
         grad = np.zeros_like(p)
@@ -207,51 +244,47 @@ MISTAKES = [
     Mistake("rnn-dtanh-not-squared", "rnn_step_backward", "tanh derivative",
             "the derivative of tanh is taken as 1 - h_t; it is 1 - h_t squared.",
             "d tanh(a)/da = 1 - tanh(a)^2, and tanh(a) is the h_t you cached.",
-            {"rnn_step_backward": _step_backward(lambda c: 1 - c["h_t"])}, BOTH),
-    Mistake("rnn-dtanh-of-preactivation", "rnn_step_backward", "tanh derivative",
-            "the derivative of tanh is computed from the pre-activation a as 1 - a^2, not from tanh(a).",
-            "1 - tanh(a)^2 needs tanh(a), which is h_t; a itself is not bounded by 1. Check what your cache holds.",
-            {"rnn_step_forward": _step(), "rnn_step_backward": _step_backward(lambda c: 1 - c["a"] ** 2)}, BOTH),
+            {"rnn_step_backward": _step_backward(lambda h: 1 - h)}, BOTH),
     Mistake("rnn-dtanh-missing", "rnn_step_backward", "tanh derivative",
             "the upstream gradient goes to the weights without being multiplied by tanh's derivative.",
             "the chain rule passes through tanh first: multiply dh_t by d tanh(a)/da elementwise.",
-            {"rnn_step_backward": _step_backward(lambda c: 1)}, BOTH),
+            {"rnn_step_backward": _step_backward(lambda h: 1)}, BOTH),
     Mistake("rnn-weight-grads-swapped", "rnn_step_backward", "weight gradients",
             "dW and dU are swapped: dW is built from h_prev and dU from x_t.",
             "W multiplies x_t, so its gradient pairs x_t with the gradient of the pre-activation; U pairs with "
             "h_prev. Each gradient has the shape of its parameter: W (D, H), U (H, H).",
-            {"rnn_step_backward": _step_backward(lambda c: 1 - c["h_t"] ** 2, swap_weight_grads=True)}, BOTH),
+            {"rnn_step_backward": _step_backward(lambda h: 1 - h ** 2, swap_weight_grads=True)}, BOTH),
     Mistake("rnn-h0-ignored", "rnn_forward", "initial state",
             "the recurrence starts from zeros instead of h0.",
             "the first step's previous state is the h0 argument.",
-            {"rnn_forward": _loop_forward(h0_ignored=True), "rnn_backward": _loop_backward()}, BOTH),
+            {"rnn_forward": _loop_forward(h0_ignored=True)}, BOTH),
     Mistake("rnn-states-shifted", "rnn_forward", "output",
             "h holds h_0 ... h_{T-1}: the states are shifted one step back and the last one is missing.",
             "h[:, t] is the state after reading x[:, t]; store the state each step returns.",
-            {"rnn_forward": _loop_forward(shifted=True), "rnn_backward": _loop_backward()}, BOTH),
+            {"rnn_forward": _loop_forward(shifted=True)}, BOTH),
     Mistake("rnn-state-not-carried", "rnn_forward", "recurrence",
             "every step starts from h0: the state a step returns is not passed to the next step.",
             "step t reads the state that step t - 1 returned; only the first step reads h0.",
-            {"rnn_forward": _loop_forward(carried=False), "rnn_backward": _loop_backward()}, BOTH),
+            {"rnn_forward": _loop_forward(carried=False)}, BOTH),
     Mistake("rnn-states-float64", "rnn_forward", "output dtype",
             "float32 inputs give float64 states: the array that collects the states is created as float64.",
             "an array created without a dtype is float64; give it the dtype of the inputs, so that a float32 "
             "network stays float32.",
-            {"rnn_forward": _loop_forward(states_dtype=np.float64), "rnn_backward": _loop_backward()},
+            {"rnn_forward": _loop_forward(states_dtype=np.float64)},
             (np.dtype(np.float32),)),
     Mistake("rnn-grads-not-accumulated", "rnn_backward", "parameter gradients",
             "dW, dU and db hold one step's gradient (the last one computed) instead of the sum over all steps.",
             "the same W, U, b are used at every step, so their gradient is the sum of every step's contribution.",
-            {"rnn_forward": _loop_forward(), "rnn_backward": _loop_backward(accumulate=False)}, BOTH),
+            {"rnn_backward": _loop_backward(accumulate=False)}, BOTH),
     Mistake("rnn-no-gradient-through-time", "rnn_backward", "recurrent gradient",
             "each step receives only its own dh[:, t]; the gradient from later steps (dh_prev) is dropped.",
             "h_t affects the loss directly and through h_{t+1}: add the dh_prev of step t+1 to dh[:, t].",
-            {"rnn_forward": _loop_forward(), "rnn_backward": _loop_backward(carry=False)}, BOTH),
+            {"rnn_backward": _loop_backward(carry=False)}, BOTH),
     Mistake("rnn-backward-not-reversed", "rnn_backward", "order of the steps",
             "the steps are differentiated from the first to the last, so each dh_prev is handed to the wrong step.",
             "the gradient into h_t needs the dh_prev of step t+1, so the loop must run from the last step back to "
             "the first; the dh_prev of the first step is dh0.",
-            {"rnn_forward": _loop_forward(), "rnn_backward": _loop_backward(reverse=False)}, BOTH),
+            {"rnn_backward": _loop_backward(reverse=False)}, BOTH),
     Mistake("ng-one-sided", "numerical_gradient", "difference quotient",
             "a one-sided difference (f(p + eps) - f(p)) / eps: its error is of order eps, not eps^2.",
             "evaluate the loss on both sides of p and divide by the distance between the two points.",

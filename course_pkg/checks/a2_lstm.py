@@ -10,7 +10,7 @@ import numpy as np
 from .. import lstm
 from ..activations import sigmoid
 from . import cases
-from .core import Mistake, Registry, Spec
+from .core import CacheLayout, Mistake, Registry, Spec, kind_of
 
 F64 = np.dtype(np.float64)
 F32 = np.dtype(np.float32)
@@ -65,6 +65,54 @@ def _fixed(make, square=False, dtype=F64):
     return lambda: make(np.random.default_rng(VISIBLE_SEED), dtype, square=square)
 
 
+# ---------------------------------------------------------------- the cache the notebook prescribes
+# A step's cache is a dict of x_t, h_prev, c_prev, W, U, the gates i, f, g, o and c_t; a sequence's is the list of
+# its steps' caches. The forward checks compare the cache too, and the backward checks run on a cache the checker
+# makes, so that a mistake in a forward function never costs a backward function's points, nor the other way round.
+
+STEP_CACHE = CacheLayout("dict", ("x_t", "h_prev", "c_prev", "W", "U", "i", "f", "g", "o", "c_t"))
+
+
+def step_forward(x_t, h_prev, c_prev, W, U, b):
+    """course_pkg.lstm.lstm_step_forward, returning the notebook's cache."""
+    h_t, c_t, c = lstm.lstm_step_forward(x_t, h_prev, c_prev, W, U, b)
+    return h_t, c_t, {k: np.array(c[k]) for k in STEP_CACHE.names}
+
+
+def _course_step_cache(cache):
+    x_t, h_prev, c_prev, W, U, i, f, g, o, c_t = STEP_CACHE.values(cache)
+    return {"x_t": x_t, "h_prev": h_prev, "c_prev": c_prev, "W": W, "U": U, "c_t": c_t, "tanh_c": np.tanh(c_t),
+            "gates": np.concatenate([i, f, g, o], axis=1)}
+
+
+def step_backward(dh_t, dc_t, cache):
+    """course_pkg.lstm.lstm_step_backward on the notebook's cache."""
+    return lstm.lstm_step_backward(dh_t, dc_t, _course_step_cache(cache))
+
+
+def forward(x, h0, c0, W, U, b):
+    """course_pkg.lstm.lstm_forward, returning the list of the notebook's step caches."""
+    h, c, cc = lstm.lstm_forward(x, h0, c0, W, U, b)
+    hs, cs, A = cc["hs"], cc["cs"], cc["gates"]
+    steps = []
+    for t in range(h.shape[1]):
+        i, f, g, o = (np.array(a) for a in np.split(A[t], 4, axis=1))
+        steps.append({"x_t": np.array(cc["xs"][t]), "h_prev": np.array(hs[t]), "c_prev": np.array(cs[t]),
+                      "W": cc["W"], "U": cc["U"], "i": i, "f": f, "g": g, "o": o, "c_t": np.array(cs[t + 1])})
+    return h, c, steps
+
+
+def backward(dh, caches):
+    """course_pkg.lstm.lstm_backward on the list of the notebook's step caches."""
+    steps = [_course_step_cache(c) for c in caches]
+    hs = np.stack([s["h_prev"] for s in steps] + [np.zeros_like(steps[-1]["h_prev"])])  # the last is never read
+    cs = np.stack([s["c_prev"] for s in steps] + [steps[-1]["c_t"]])
+    cache = {"xs": np.stack([s["x_t"] for s in steps]), "hs": hs, "cs": cs, "W": steps[0]["W"],
+             "U": steps[0]["U"], "gates": np.stack([s["gates"] for s in steps]),
+             "tanh_cs": np.stack([s["tanh_c"] for s in steps])}
+    return lstm.lstm_backward(dh, cache)
+
+
 # ---------------------------------------------------------------- runs
 
 def _gate_run(name):
@@ -74,22 +122,22 @@ def _gate_run(name):
 
 
 def _run_step_forward(get, i):
-    h_t, c_t, _ = get("lstm_step_forward")(i["x_t"], i["h_prev"], i["c_prev"], i["W"], i["U"], i["b"])
-    return h_t, c_t
+    h_t, c_t, cache = get("lstm_step_forward")(i["x_t"], i["h_prev"], i["c_prev"], i["W"], i["U"], i["b"])
+    return h_t, c_t, STEP_CACHE.entries(cache)
 
 
 def _run_step_backward(get, i):
-    _, _, cache = get("lstm_step_forward")(i["x_t"], i["h_prev"], i["c_prev"], i["W"], i["U"], i["b"])
+    _, _, cache = step_forward(i["x_t"], i["h_prev"], i["c_prev"], i["W"], i["U"], i["b"])
     return tuple(get("lstm_step_backward")(i["dh_t"], i["dc_t"], cache))
 
 
 def _run_forward(get, i):
-    h, c, _ = get("lstm_forward")(i["x"], i["h0"], i["c0"], i["W"], i["U"], i["b"])
-    return h, c
+    h, c, cache = get("lstm_forward")(i["x"], i["h0"], i["c0"], i["W"], i["U"], i["b"])
+    return h, c, STEP_CACHE.sequence_entries(cache, i["x"].shape[1])
 
 
 def _run_backward(get, i):
-    _, _, cache = get("lstm_forward")(i["x"], i["h0"], i["c0"], i["W"], i["U"], i["b"])
+    _, _, cache = forward(i["x"], i["h0"], i["c0"], i["W"], i["U"], i["b"])
     return tuple(get("lstm_backward")(i["dh"], cache))
 
 
@@ -115,17 +163,18 @@ SPECS = [
     *(Spec(name, getattr(lstm, name), _step_case, _fixed(_step_case, square=True), _gate_run(name), (name,))
       for name in GATES),
     Spec("lstm_step_forward", lstm.lstm_step_forward, _step_case, _fixed(_step_case, square=True),
-         _run_step_forward, ("h_t", "c_t"), isolate=GATES,
+         _run_step_forward, ("h_t", "c_t", "cache"), isolate=GATES, prescribed=step_forward,
          note="the four gate functions inside it are course_pkg's during this check"),
-    Spec("lstm_forward", lstm.lstm_forward, _seq_case, _fixed(_seq_case), _run_forward, ("h", "c"),
-         isolate=_STEP_INSIDE, note="lstm_step_forward inside it is course_pkg's during this check"),
+    Spec("lstm_forward", lstm.lstm_forward, _seq_case, _fixed(_seq_case), _run_forward, ("h", "c", "cache"),
+         isolate=_STEP_INSIDE, prescribed=forward,
+         note="lstm_step_forward inside it is course_pkg's during this check"),
     Spec("lstm_step_backward", lstm.lstm_step_backward, _step_case, _fixed(_step_case), _run_step_backward,
-         ("dx_t", "dh_prev", "dc_prev", "dW", "dU", "db"), uses=("lstm_step_forward",), isolate=GATES,
-         note="checked with the cache your lstm_step_forward returns; the gate functions inside are course_pkg's"),
+         ("dx_t", "dh_prev", "dc_prev", "dW", "dU", "db"), prescribed=step_backward,
+         note="checked on a cache made by course_pkg's lstm_step_forward, in the notebook's layout"),
     Spec("lstm_backward", lstm.lstm_backward, _seq_case, _fixed(_seq_case), _run_backward,
-         ("dx", "dh0", "dc0", "dW", "dU", "db"), uses=("lstm_forward",),
-         isolate=("lstm_step_backward", *_STEP_INSIDE),
-         note="checked with the cache your lstm_forward returns; the step functions inside are course_pkg's"),
+         ("dx", "dh0", "dc0", "dW", "dU", "db"), isolate=("lstm_step_backward",), prescribed=backward,
+         note="checked on a cache made by course_pkg's lstm_forward, in the notebook's layout; lstm_step_backward "
+              "inside it is course_pkg's"),
     # the Keras example is float32, Keras' default; square so that a W and U swapped in get_params can be named
     Spec("get_params", reference_get_params, _keras_case, _fixed(_keras_case, square=True, dtype=F32), _run_keras,
          ("h", "c"), uses=("lstm_forward",), isolate=_STEP_INSIDE, key="lstm_keras_match",
@@ -136,9 +185,8 @@ SPECS = [
 
 
 # ---------------------------------------------------------------- mistakes (wrong versions, same signatures)
-# A backward check runs on the cache of the student's own forward, so a wrong forward also shows in the backward's
-# outputs. Each forward mistake therefore comes with the correct backward reading its cache (_step_backward() or
-# _loop_backward()): together they give what a correct backward computes on that wrong forward.
+# Each keeps the notebook's cache layout: a forward mistake is recognised by its outputs and its cache, a backward
+# mistake on the checker's cache.
 
 def _gate(name, act=None, block=None, bias=True, swap=False):
     """A gate function of the given name with one thing wrong."""
@@ -156,7 +204,9 @@ def _gate(name, act=None, block=None, bias=True, swap=False):
 
 
 def _step_forward(kind):
-    """A wrong lstm_step_forward whose cache holds what _step_backward reads (the notebook's cache)."""
+    """A wrong lstm_step_forward, with the notebook's cache."""
+    kind_of(kind, ("i-f-swapped", "no-tanh", "h-from-c-prev"), "_step_forward")
+
     def lstm_step_forward(x_t, h_prev, c_prev, W, U, b):
         i, f, g, o = (getattr(lstm, n)(x_t, h_prev, W, U, b) for n in GATES)
         c_t = i * c_prev + f * g if kind == "i-f-swapped" else f * c_prev + i * g
@@ -174,7 +224,9 @@ def _step_forward(kind):
 
 def _step_backward(kind=None):
     """lstm_step_backward with one thing wrong (kind None: the correct one), reading the step cache's gates i, f, g,
-    o and c_prev, c_t, x_t, h_prev, W, U (course_pkg's cache has them, and so has _step_forward's)."""
+    o and c_prev, c_t, x_t, h_prev, W, U (the notebook's cache)."""
+    kind_of(kind, (None, "dtanh-cell", "no-h-path", "df-c-t", "dtanh-candidate", "no-f-in-dc-prev"), "_step_backward")
+
     def lstm_step_backward(dh_t, dc_t, cache):
         i, f, g, o, c_prev, c_t = (cache[k] for k in ("i", "f", "g", "o", "c_prev", "c_t"))
         tanh_c = np.tanh(c_t)
@@ -191,14 +243,16 @@ def _step_backward(kind=None):
 
 
 def _loop_forward(kind=None):
-    """lstm_forward as a loop over course_pkg's step, with a list of step caches (what _loop_backward reads)."""
+    """lstm_forward as a loop over course_pkg's step, with the notebook's list of step caches."""
+    kind_of(kind, (None, "c0-ignored", "h-not-carried", "c-not-carried"), "_loop_forward")
+
     def lstm_forward(x, h0, c0, W, U, b):
         h_t, c_t = h0, (np.zeros_like(c0) if kind == "c0-ignored" else c0)
         hs, cs, caches = [], [], []
         for t in range(x.shape[1]):
             h_in = h0 if kind == "h-not-carried" else h_t
             c_in = c0 if kind == "c-not-carried" else c_t
-            h_t, c_t, cache = lstm.lstm_step_forward(x[:, t], h_in, c_in, W, U, b)
+            h_t, c_t, cache = step_forward(x[:, t], h_in, c_in, W, U, b)
             hs.append(h_t)
             cs.append(c_t)
             caches.append(cache)
@@ -207,14 +261,15 @@ def _loop_forward(kind=None):
 
 
 def _loop_backward(kind=None):
+    kind_of(kind, (None, "dh-not-carried", "dc-not-carried", "not-accumulated"), "_loop_backward")
+
     def lstm_backward(dh, caches):
         B, T, H = dh.shape
         dh_next = np.zeros((B, H), dtype=dh.dtype)
         dc_next = np.zeros((B, H), dtype=dh.dtype)
         dxs, dW, dU, db = [], 0, 0, 0
         for t in reversed(range(T)):
-            dx_t, dh_prev, dc_prev, dW_t, dU_t, db_t = lstm.lstm_step_backward(dh[:, t] + dh_next, dc_next,
-                                                                                caches[t])
+            dx_t, dh_prev, dc_prev, dW_t, dU_t, db_t = step_backward(dh[:, t] + dh_next, dc_next, caches[t])
             dxs.append(dx_t)
             dh_next = np.zeros_like(dh_prev) if kind == "dh-not-carried" else dh_prev
             dc_next = np.zeros_like(dc_prev) if kind == "dc-not-carried" else dc_prev
@@ -227,6 +282,8 @@ def _loop_backward(kind=None):
 
 
 def _get_params(kind):
+    kind_of(kind, ("swapped", "no-bias", "reorder"), "_get_params")
+
     def get_params(layer):
         W, U, b = layer.get_weights()
         if kind == "swapped":
@@ -294,29 +351,29 @@ MISTAKES = [
     Mistake("lstm-no-tanh-on-cell", "lstm_step_forward", "hidden state",
             "h_t is the output gate times the cell itself: the tanh on the cell is missing.",
             "the cell can grow beyond 1 in size; h_t shows the squashed cell, scaled by the output gate.",
-            {"lstm_step_forward": _step_forward("no-tanh"), "lstm_step_backward": _step_backward()}, BOTH),
+            {"lstm_step_forward": _step_forward("no-tanh")}, BOTH),
     Mistake("lstm-h-from-c-prev", "lstm_step_forward", "hidden state",
             "h_t is computed from the previous cell c_{t-1} instead of the new cell c_t.",
             "update the cell first; the output gate then reads out the cell of this step.",
-            {"lstm_step_forward": _step_forward("h-from-c-prev"), "lstm_step_backward": _step_backward()}, BOTH),
+            {"lstm_step_forward": _step_forward("h-from-c-prev")}, BOTH),
     Mistake("lstm-i-f-swapped-in-cell", "lstm_step_forward", "cell update",
             "the input and forget gates play each other's roles in the cell update: the input gate scales the old "
             "cell and the forget gate the candidate.",
             "the forget gate decides how much of c_{t-1} is kept; the input gate how much of the candidate is "
             "written.",
-            {"lstm_step_forward": _step_forward("i-f-swapped"), "lstm_step_backward": _step_backward()}, BOTH),
+            {"lstm_step_forward": _step_forward("i-f-swapped")}, BOTH),
     Mistake("lstm-c-not-carried", "lstm_forward", "cell state",
             "every step starts from the cell c0: the new cell c_t is not passed on to the next step.",
             "the cell is the LSTM's memory across steps: each step's c_t is the next step's c_prev, like h.",
-            {"lstm_forward": _loop_forward("c-not-carried"), "lstm_backward": _loop_backward()}, BOTH),
+            {"lstm_forward": _loop_forward("c-not-carried")}, BOTH),
     Mistake("lstm-h-not-carried", "lstm_forward", "hidden state",
             "every step starts from h0: the new state h_t is not passed on to the next step.",
             "each step's h_t is the next step's h_prev.",
-            {"lstm_forward": _loop_forward("h-not-carried"), "lstm_backward": _loop_backward()}, BOTH),
+            {"lstm_forward": _loop_forward("h-not-carried")}, BOTH),
     Mistake("lstm-c0-ignored", "lstm_forward", "initial cell",
             "the cell starts from zeros instead of c0.",
             "the first step's previous cell is the c0 argument.",
-            {"lstm_forward": _loop_forward("c0-ignored"), "lstm_backward": _loop_backward()}, BOTH),
+            {"lstm_forward": _loop_forward("c0-ignored")}, BOTH),
     Mistake("lstm-df-uses-c-t", "lstm_step_backward", "forget gate gradient",
             "the forget gate's gradient is computed with the new cell c_t; it needs the previous cell c_{t-1}.",
             "the forget gate multiplies c_{t-1} in the cell update, so dL/df_t is dL/dc_t times c_{t-1}: keep "
@@ -342,17 +399,17 @@ MISTAKES = [
     Mistake("lstm-grads-not-accumulated", "lstm_backward", "parameter gradients",
             "dW, dU and db hold one step's gradient (the last one computed) instead of the sum over all steps.",
             "the same W, U, b are used at every step, so their gradient is the sum of every step's contribution.",
-            {"lstm_forward": _loop_forward(), "lstm_backward": _loop_backward("not-accumulated")}, BOTH),
+            {"lstm_backward": _loop_backward("not-accumulated")}, BOTH),
     Mistake("lstm-dc-not-carried", "lstm_backward", "cell gradient through time",
             "each step receives a zero gradient for its cell: the dc_prev of the later step is dropped.",
             "c_t affects the loss through c_{t+1}: pass each step's dc_prev as the dc_t of the step before.",
-            {"lstm_forward": _loop_forward(), "lstm_backward": _loop_backward("dc-not-carried")}, BOTH),
+            {"lstm_backward": _loop_backward("dc-not-carried")}, BOTH),
     Mistake("lstm-dh-not-carried", "lstm_backward", "hidden-state gradient through time",
             "each step receives only the gradient of its own output; the gradient from later steps (dh_prev) is "
             "dropped.",
             "h_t affects the loss directly and through step t+1: add the later step's dh_prev to the output's "
             "gradient at step t.",
-            {"lstm_forward": _loop_forward(), "lstm_backward": _loop_backward("dh-not-carried")}, BOTH),
+            {"lstm_backward": _loop_backward("dh-not-carried")}, BOTH),
     Mistake("keras-kernels-swapped", "lstm_keras_match", "get_params",
             "W and U are swapped: W got the recurrent kernel and U the kernel.",
             "Keras lists an LSTM's weights as kernel (D, 4H), recurrent kernel (H, 4H), bias (4H,); the kernel "

@@ -15,7 +15,7 @@ import numpy as np
 from .. import gradcheck, gru
 from ..activations import sigmoid
 from . import cases
-from .core import Mistake, Registry, Spec, function_summary, object_view
+from .core import CacheLayout, Mistake, Registry, Spec, function_summary, kind_of, object_view
 
 F64 = np.dtype(np.float64)
 F32 = np.dtype(np.float32)
@@ -104,6 +104,51 @@ def _fixed(make, square=False, dtype=F64, **convention):
     return lambda: make(np.random.default_rng(VISIBLE_SEED), dtype, square=square, **convention)
 
 
+# ---------------------------------------------------------------- the cache the notebook prescribes
+# A step's cache is a dict of x_t, h_prev, W, U, b, reset_after and z, r, h_tilde; a sequence's is the list of its
+# steps' caches. The forward checks compare the cache too, and the backward checks run on a cache the checker makes,
+# so that a mistake in a forward function never costs a backward function's points, nor the other way round.
+
+STEP_CACHE = CacheLayout("dict", ("x_t", "h_prev", "W", "U", "b", "reset_after", "z", "r", "h_tilde"))
+
+
+def step_forward(x_t, h_prev, W, U, b, reset_after=True):
+    """course_pkg.gru.gru_step_forward, returning the notebook's cache."""
+    h_t, c = gru.gru_step_forward(x_t, h_prev, W, U, b, reset_after)
+    cache = {"x_t": c["x_t"], "h_prev": c["h_prev"], "W": c["W"], "U": c["U"], "b": np.asarray(b, h_t.dtype),
+             "reset_after": bool(reset_after), "z": np.array(c["z"]), "r": np.array(c["r"]),
+             "h_tilde": np.array(c["h_tilde"])}
+    return h_t, cache
+
+
+def step_backward(dh_t, cache):
+    """course_pkg.gru.gru_step_backward on the notebook's cache."""
+    x_t, h_prev, W, U, b, reset_after, *_ = STEP_CACHE.values(cache)
+    return gru.gru_step_backward(dh_t, gru.gru_step_forward(x_t, h_prev, W, U, b, reset_after)[1])
+
+
+def forward(x, h0, W, U, b, reset_after=True):
+    """course_pkg's GRU over a sequence, step by step, returning the list of the notebook's step caches."""
+    h_t, hs, caches = h0, [], []
+    for t in range(x.shape[1]):
+        h_t, cache = step_forward(x[:, t], h_t, W, U, b, reset_after)
+        hs.append(h_t)
+        caches.append(cache)
+    return np.stack(hs, axis=1), caches
+
+
+def backward(dh, caches):
+    """Backpropagation through time over the notebook's step caches, with course_pkg's step backward."""
+    B, T, H = dh.shape
+    dh_next = np.zeros((B, H), dtype=dh.dtype)
+    dxs, dW, dU, db = [], 0, 0, 0
+    for t in reversed(range(T)):
+        dx_t, dh_next, dW_t, dU_t, db_t = step_backward(dh[:, t] + dh_next, caches[t])
+        dxs.append(dx_t)
+        dW, dU, db = dW + dW_t, dU + dU_t, db + db_t
+    return np.stack(dxs[::-1], axis=1), dh_next, dW, dU, db
+
+
 # ---------------------------------------------------------------- runs
 
 def _gate_run(name):
@@ -117,22 +162,23 @@ def _run_candidate(get, i):
 
 
 def _run_step_forward(get, i):
-    h_t, _ = get("gru_step_forward")(i["x_t"], i["h_prev"], i["W"], i["U"], i["b"], reset_after=i["reset_after"])
-    return (h_t,)
+    h_t, cache = get("gru_step_forward")(i["x_t"], i["h_prev"], i["W"], i["U"], i["b"],
+                                         reset_after=i["reset_after"])
+    return h_t, STEP_CACHE.entries(cache)
 
 
 def _run_step_backward(get, i):
-    _, cache = get("gru_step_forward")(i["x_t"], i["h_prev"], i["W"], i["U"], i["b"], reset_after=i["reset_after"])
+    _, cache = step_forward(i["x_t"], i["h_prev"], i["W"], i["U"], i["b"], reset_after=i["reset_after"])
     return tuple(get("gru_step_backward")(i["dh_t"], cache))
 
 
 def _run_forward(get, i):
-    h, _ = get("gru_forward")(i["x"], i["h0"], i["W"], i["U"], i["b"], reset_after=i["reset_after"])
-    return (h,)
+    h, cache = get("gru_forward")(i["x"], i["h0"], i["W"], i["U"], i["b"], reset_after=i["reset_after"])
+    return h, STEP_CACHE.sequence_entries(cache, i["x"].shape[1])
 
 
 def _run_backward(get, i):
-    _, cache = get("gru_forward")(i["x"], i["h0"], i["W"], i["U"], i["b"], reset_after=i["reset_after"])
+    _, cache = forward(i["x"], i["h0"], i["W"], i["U"], i["b"], reset_after=i["reset_after"])
     return tuple(get("gru_backward")(i["dh"], cache))
 
 
@@ -172,17 +218,18 @@ SPECS = [
     Spec("candidate", gru.candidate, _candidate_case(False), _fixed(_candidate_case(False), square=True),
          _run_candidate, ("h_tilde",), key="candidate_reset_before", note="reset_after=False in every case"),
     Spec("gru_step_forward", gru.gru_step_forward, _step_case, _fixed(_step_case, square=True, reset_after=True),
-         _run_step_forward, ("h_t",), isolate=CELL_PARTS,
+         _run_step_forward, ("h_t", "cache"), isolate=CELL_PARTS, prescribed=step_forward,
          note="update_gate, reset_gate and candidate inside it are course_pkg's during this check"),
-    Spec("gru_forward", gru.gru_forward, _seq_case, _fixed(_seq_case, reset_after=False), _run_forward, ("h",),
-         isolate=STEP_INSIDE, note="gru_step_forward inside it is course_pkg's during this check"),
+    Spec("gru_forward", gru.gru_forward, _seq_case, _fixed(_seq_case, reset_after=False), _run_forward,
+         ("h", "cache"), isolate=STEP_INSIDE, prescribed=forward,
+         note="gru_step_forward inside it is course_pkg's during this check"),
     Spec("gru_step_backward", gru.gru_step_backward, _step_case, _fixed(_step_case, reset_after=True),
-         _run_step_backward, ("dx_t", "dh_prev", "dW", "dU", "db"), uses=("gru_step_forward",), isolate=CELL_PARTS,
-         note="checked with the cache your gru_step_forward returns; the gate and candidate functions inside are "
-              "course_pkg's"),
+         _run_step_backward, ("dx_t", "dh_prev", "dW", "dU", "db"), prescribed=step_backward,
+         note="checked on a cache made by course_pkg's gru_step_forward, in the notebook's layout"),
     Spec("gru_backward", gru.gru_backward, _seq_case, _fixed(_seq_case, reset_after=False), _run_backward,
-         ("dx", "dh0", "dW", "dU", "db"), uses=("gru_forward",), isolate=("gru_step_backward", *STEP_INSIDE),
-         note="checked with the cache your gru_forward returns; the step functions inside are course_pkg's"),
+         ("dx", "dh0", "dW", "dU", "db"), isolate=("gru_step_backward",), prescribed=backward,
+         note="checked on a cache made by course_pkg's GRU, in the notebook's layout; gru_step_backward inside it "
+              "is course_pkg's"),
     _keras_spec(True),
     _keras_spec(False),
 ]
@@ -284,6 +331,7 @@ def _gate(name, act=sigmoid, block=None, bias="both", swap=False):
     bias: "both" (right), "input-only" (b[1] ignored when reset_after=True), "none".
     """
     k = BLOCK[name] if block is None else block
+    kind_of(bias, ("both", "input-only", "none"), "_gate")
 
     def gate(x_t, h_prev, W, U, b, reset_after=True):
         H = h_prev.shape[1]
@@ -302,6 +350,8 @@ def _gate(name, act=sigmoid, block=None, bias="both", swap=False):
 
 def _candidate(kind):
     """candidate() with one thing wrong; b_rec is the recurrent-side bias's candidate block (reset_after=True)."""
+    kind_of(kind, ("reset-before", "reset-after", "rec-bias-ignored", "bias-outside", "sigmoid"), "_candidate")
+
     def candidate(x_t, h_prev, r, W, U, b, reset_after=True):
         H = h_prev.shape[1]
         cols = slice(2 * H, 3 * H)
@@ -323,11 +373,11 @@ def _candidate(kind):
 
 
 def _step_forward(kind):
-    """gru_step_forward with a wrong state update. Its cache is course_pkg's: the gates and the candidate in it are
-    right, so a right backward pass reading it gives what the student's right gru_step_backward gives on the
-    student's cache (the gradient of the right step, not of the wrong one)."""
+    """gru_step_forward with a wrong state update (its cache is the notebook's, and right)."""
+    kind_of(kind, ("z-swapped", "reset-in-update"), "_step_forward")
+
     def gru_step_forward(x_t, h_prev, W, U, b, reset_after=True):
-        _, cache = gru.gru_step_forward(x_t, h_prev, W, U, b, reset_after)
+        _, cache = step_forward(x_t, h_prev, W, U, b, reset_after)
         z, r, h_tilde = cache["z"], cache["r"], cache["h_tilde"]
         keep = {"z-swapped": 1 - z, "reset-in-update": r}[kind]
         return keep * h_prev + (1 - keep) * h_tilde, cache
@@ -335,10 +385,12 @@ def _step_forward(kind):
 
 
 def _step_backward(kind=None):
-    """gru_step_backward (wrong in one place, or right with kind=None) reading course_pkg's step cache: x_t,
-    h_prev, W, U, reset_after, the gates z, r, h_tilde, and aux = h_prev U_h + b'_h when reset_after=True."""
+    """gru_step_backward (wrong in one place, or right with kind=None) reading the notebook's step cache."""
+    kind_of(kind, (None, "dz-sign", "no-direct-path", "dtanh-not-squared", "dr-no-rec-bias", "dUh-no-reset"),
+            "_step_backward")
+
     def gru_step_backward(dh_t, cache):
-        x_t, h_prev, W, U, ra = (cache[k] for k in ("x_t", "h_prev", "W", "U", "reset_after"))
+        x_t, h_prev, W, U, b, ra = (cache[k] for k in ("x_t", "h_prev", "W", "U", "b", "reset_after"))
         z, r, h_tilde = cache["z"], cache["r"], cache["h_tilde"]
         H = h_prev.shape[1]
         U_h = U[:, 2 * H:]
@@ -348,7 +400,7 @@ def _step_backward(kind=None):
         da_h = dh_t * (1 - z) * dtanh
         da_z = dz * z * (1 - z)
         if ra:
-            q = h_prev @ U_h if kind == "dr-no-rec-bias" else cache["aux"]
+            q = h_prev @ U_h if kind == "dr-no-rec-bias" else h_prev @ U_h + b[1, 2 * H:]
             da_r = da_h * q * r * (1 - r)
             da_x = np.concatenate([da_z, da_r, da_h], axis=1)
             da_rec = np.concatenate([da_z, da_r, da_h * r], axis=1)
@@ -368,7 +420,9 @@ def _step_backward(kind=None):
 
 
 def _loop_forward(kind=None):
-    """gru_forward as a loop over course_pkg's step, with a list of step caches (what _loop_backward reads)."""
+    """gru_forward as a loop over course_pkg's step, with the notebook's list of step caches."""
+    kind_of(kind, (None, "h0-ignored", "shifted", "h-not-carried"), "_loop_forward")
+
     def gru_forward(x, h0, W, U, b, reset_after=True):
         h_t = np.zeros_like(h0) if kind == "h0-ignored" else h0
         hs, caches = [], []
@@ -376,7 +430,7 @@ def _loop_forward(kind=None):
             if kind == "shifted":
                 hs.append(h_t)
             h_in = h0 if kind == "h-not-carried" else h_t
-            h_t, cache = gru.gru_step_forward(x[:, t], h_in, W, U, b, reset_after)
+            h_t, cache = step_forward(x[:, t], h_in, W, U, b, reset_after)
             if kind != "shifted":
                 hs.append(h_t)
             caches.append(cache)
@@ -385,14 +439,16 @@ def _loop_forward(kind=None):
 
 
 def _loop_backward(kind=None):
-    """gru_backward over the step caches of _loop_forward (wrong in one place, or right with kind=None)."""
+    """gru_backward over the notebook's step caches (wrong in one place, or right with kind=None)."""
+    kind_of(kind, (None, "not-carried", "not-accumulated"), "_loop_backward")
+
     def gru_backward(dh, caches):
         B, T, H = dh.shape
         dh_next = np.zeros((B, H), dtype=dh.dtype)
         dxs, dW, dU, db = [], 0, 0, 0
         for t in reversed(range(T)):
             upstream = dh[:, t] if kind == "not-carried" else dh[:, t] + dh_next
-            dx_t, dh_next, dW_t, dU_t, db_t = gru.gru_step_backward(upstream, caches[t])
+            dx_t, dh_next, dW_t, dU_t, db_t = step_backward(upstream, caches[t])
             dxs.append(dx_t)
             if kind == "not-accumulated":
                 dW, dU, db = dW_t, dU_t, db_t
@@ -402,14 +458,9 @@ def _loop_backward(kind=None):
     return gru_backward
 
 
-def _with_backward(gru_forward):
-    """A wrong gru_forward's impls: with the gru_backward that reads its caches, so that the gru_backward check,
-    which runs on the student's own forward, recognises the forward mistake (the backward is the right one: what a
-    right gru_backward computes on the caches of the wrong forward)."""
-    return {"gru_forward": gru_forward, "gru_backward": _loop_backward()}
-
-
 def _get_params(kind):
+    kind_of(kind, ("swapped",), "_get_params")
+
     def get_params(layer):
         W, U, b = layer.get_weights()
         return (U, W, b) if kind == "swapped" else (W, U, b)
@@ -496,16 +547,16 @@ MISTAKES = [
     Mistake("gru-h0-ignored", "gru_forward", "initial state",
             "the recurrence starts from zeros instead of h0.",
             "the first step's previous state is the h0 argument.",
-            _with_backward(_loop_forward("h0-ignored")), BOTH),
+            {"gru_forward": _loop_forward("h0-ignored")}, BOTH),
     Mistake("gru-h-not-carried", "gru_forward", "hidden state",
             "every step starts from h0: the new state h_t is not passed on to the next step.",
             "each step's h_t is the next step's h_prev.",
-            _with_backward(_loop_forward("h-not-carried")), BOTH),
+            {"gru_forward": _loop_forward("h-not-carried")}, BOTH),
     Mistake("gru-states-shifted", "gru_forward", "output",
             "h holds h_0 ... h_{T-1}: the states are shifted one step back and the last one is missing.",
             "position t of h holds the state after reading the input of step t: store the state each step "
             "returns.",
-            _with_backward(_loop_forward("shifted")), BOTH),
+            {"gru_forward": _loop_forward("shifted")}, BOTH),
     Mistake("gru-dtanh-not-squared", "gru_step_backward", "tanh derivative (candidate)",
             "the derivative of the candidate's tanh is taken as 1 - h~; it is 1 - h~ squared.",
             "h~ = tanh(a_h), so its derivative is 1 - tanh(a_h)^2, written with the h~ you cached.",
@@ -523,7 +574,7 @@ MISTAKES = [
     Mistake("gru-dr-without-recurrent-bias", "gru_step_backward", "reset gate gradient",
             "with reset_after=True the reset gate's gradient uses h_prev U_h without the recurrent bias b'_h.",
             "with reset_after=True the reset gate scales q = h_prev U_h + b'_h, so its gradient is the candidate "
-            "pre-activation's gradient times q, bias included (course_pkg keeps q in the cache for this).",
+            "pre-activation's gradient times q, bias included (q comes from the cached h_prev, U and b).",
             {"gru_step_backward": _step_backward("dr-no-rec-bias")}, BOTH),
     Mistake("gru-dUh-without-reset", "gru_step_backward", "U_h gradient",
             "with reset_after=False the candidate block of dU uses h_prev, but the product saw the reset state "
@@ -534,13 +585,13 @@ MISTAKES = [
     Mistake("gru-grads-not-accumulated", "gru_backward", "parameter gradients",
             "dW, dU and db hold one step's gradient (the last one computed) instead of the sum over all steps.",
             "the same W, U, b are used at every step, so their gradient is the sum of every step's contribution.",
-            {"gru_forward": _loop_forward(), "gru_backward": _loop_backward("not-accumulated")}, BOTH),
+            {"gru_backward": _loop_backward("not-accumulated")}, BOTH),
     Mistake("gru-no-gradient-through-time", "gru_backward", "recurrent gradient",
             "each step receives only the gradient of its own output; the gradient from later steps (dh_prev) is "
             "dropped.",
             "h_t affects the loss directly and through h_{t+1}: add the dh_prev of step t+1 to the gradient step t "
             "receives from its output.",
-            {"gru_forward": _loop_forward(), "gru_backward": _loop_backward("not-carried")}, BOTH),
+            {"gru_backward": _loop_backward("not-carried")}, BOTH),
 ]
 
 # Mistakes in a function that has one check per convention, so that each of its checks recognises them; their

@@ -61,8 +61,11 @@ class Spec:
     outputs: tuple
     isolate: tuple = ()
     uses: tuple = ()
-    note: str = ""  # said once in the report, e.g. "checked with the cache your lstm_step_forward returns"
+    note: str = ""  # said once in the report, e.g. "the gate functions inside it are course_pkg's"
     key: str = ""  # the check's name (test cell test_<key>); defaults to `name` (two checks of one function differ)
+    # course_pkg's function with the cache in the layout the notebook prescribes (a forward step's cache is what the
+    # notebook's backward step reads): what the checks call and isolate with; `reference` stays course_pkg's own
+    prescribed: Callable | None = None
 
     def __post_init__(self):
         self.key = self.key or self.name
@@ -90,6 +93,14 @@ class Mistake:
         return f"Likely mistake [{self.id}] in {where}: {self.what}\n    Hint: {self.hint}"
 
 
+def kind_of(kind, known, factory):
+    """`kind` if it is one of `known`, else a ValueError when the mistake library is built (at import): a misspelt
+    kind must never make a mistake that silently computes the correct function."""
+    if kind not in known:
+        raise ValueError(f"{factory}: unknown kind {kind!r}; known: {', '.join(map(repr, known))}")
+    return kind
+
+
 class Registry:
     """One assignment's checks: Specs by key, course_pkg's reference functions by name, Mistakes by check key."""
 
@@ -110,10 +121,11 @@ class Registry:
     def add_spec(self, spec):
         if spec.key in self.specs:
             raise ValueError(f"duplicate spec {spec.key}")
-        if self.references.get(spec.name, spec.reference) is not spec.reference:
+        used = spec.prescribed or spec.reference
+        if self.references.get(spec.name, used) is not used:
             raise ValueError(f"two references for {spec.name}")
         self.specs[spec.key] = spec
-        self.references[spec.name] = spec.reference
+        self.references[spec.name] = used
         self.mistakes.setdefault(spec.key, [])
 
     def add_reference(self, name, fn):
@@ -150,6 +162,74 @@ _REFERENCE_MODULES = ("course_pkg.rnn", "course_pkg.lstm", "course_pkg.gru", "co
 
 class CheckFailure(Exception):
     """A case failed; the message says what differs."""
+
+
+class CacheLayoutError(CheckFailure):
+    """A forward function's cache is not in the layout the notebook prescribes."""
+
+
+@dataclasses.dataclass
+class CacheEntries:
+    """A forward function's cache as checked: [(label, value)] in the prescribed order."""
+
+    entries: list
+
+
+def _kind_of(value):
+    return f"a {getattr(value, 'type_name', type(value).__name__)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheLayout:
+    """The cache a notebook prescribes for one forward step: a tuple of these entries in this order, or a dict with
+    these keys (kind "tuple" or "dict"); a sequence function's cache is the list of its steps' caches."""
+
+    kind: str
+    names: tuple
+
+    def __post_init__(self):
+        if self.kind not in ("tuple", "dict"):
+            raise ValueError(f"a cache layout is a 'tuple' or a 'dict', not {self.kind!r}")
+
+    def describe(self):
+        if self.kind == "tuple":
+            return f"a tuple ({', '.join(self.names)})"
+        return "a dict with the keys " + ", ".join(repr(n) for n in self.names)
+
+    def values(self, cache, where="cache"):
+        """The entries of a cache in the prescribed order; CacheLayoutError saying what is wrong otherwise."""
+        if self.kind == "tuple":
+            if not isinstance(cache, (tuple, list)) or len(cache) != len(self.names):
+                size = f" of {len(cache)} entries" if isinstance(cache, (tuple, list)) else ""
+                raise CacheLayoutError(f"{where} is {_kind_of(cache)}{size}; the notebook prescribes "
+                                       f"{self.describe()}")
+            return list(cache)
+        if not isinstance(cache, dict):
+            raise CacheLayoutError(f"{where} is {_kind_of(cache)}; the notebook prescribes {self.describe()}")
+        missing = [n for n in self.names if n not in cache]
+        if missing:
+            raise CacheLayoutError(f"{where} has no {', '.join(repr(m) for m in missing)}; the notebook prescribes "
+                                   f"{self.describe()}")
+        return [cache[n] for n in self.names]
+
+    def entries(self, cache, where="cache"):
+        return CacheEntries(list(zip(self.labels(where), self.values(cache, where))))
+
+    def labels(self, where):
+        if self.kind == "tuple":
+            return [f"{where}[{k}] ({n})" for k, n in enumerate(self.names)]
+        return [f"{where}[{n!r}]" for n in self.names]
+
+    def sequence_entries(self, caches, steps):
+        """A sequence function's cache: a list of `steps` step caches, each in this layout."""
+        if not isinstance(caches, (list, tuple)) or len(caches) != steps:
+            size = f" of {len(caches)} entries" if isinstance(caches, (list, tuple)) else ""
+            raise CacheLayoutError(f"the cache is {_kind_of(caches)}{size}; the notebook prescribes a list of the "
+                                   f"{steps} step caches, in order, each {self.describe()}")
+        out = []
+        for t, cache in enumerate(caches):
+            out += self.entries(cache, f"cache[{t}]").entries
+        return CacheEntries(out)
 
 
 def _code_names(code):
@@ -310,23 +390,40 @@ def compare(spec, case, got, expected):
     names = spec.outputs
     if len(got) != len(expected):
         raise CheckFailure(f"{spec.name} returned {len(got)} value(s); expected {len(expected)}: {', '.join(names)}")
-    rtol, atol = TOLERANCES[case.dtype]
     for name, g, e in zip(names, got, expected):
-        if not isinstance(g, np.ndarray) or not np.issubdtype(g.dtype, np.floating):
-            if isinstance(g, (float, np.floating)) and np.ndim(e) == 0:
-                g = np.asarray(g)
-            else:
-                raise CheckFailure(f"{name}: expected a float array of shape {e.shape}; got {_describe(g)}")
-        if g.shape != e.shape:
-            raise CheckFailure(f"{name}: expected shape {e.shape}; got {g.shape}")
-        if g.dtype != e.dtype:
-            raise CheckFailure(f"{name}: expected dtype {e.dtype} (the inputs' dtype); got {g.dtype}. Create new "
-                               "arrays with the inputs' dtype (np.zeros_like, or dtype=x.dtype).")
-        if not np.all(np.isfinite(g)):
-            raise CheckFailure(f"{name}: contains NaN or infinity")
-        if not np.allclose(g, e, rtol=rtol, atol=atol):
-            err = float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64))))
-            raise CheckFailure(f"{name} differs from the reference (largest absolute difference {err:.3g})")
+        if isinstance(e, CacheEntries):
+            _compare_cache(case, g, e)
+        else:
+            _compare_array(case, name, g, e)
+
+
+def _compare_cache(case, got, expected):
+    if not isinstance(got, CacheEntries):
+        raise CheckFailure("the cache could not be read")
+    for (name, g), (_, e) in zip(got.entries, expected.entries):
+        if isinstance(e, np.ndarray):
+            _compare_array(case, name, g, e)
+        elif not (type(g) is type(e) and g == e):
+            raise CheckFailure(f"{name} is {str(g)[:40]}; expected {e!r}")
+
+
+def _compare_array(case, name, g, e):
+    rtol, atol = TOLERANCES[case.dtype]
+    if not isinstance(g, np.ndarray) or not np.issubdtype(g.dtype, np.floating):
+        if isinstance(g, (float, np.floating)) and np.ndim(e) == 0:
+            g = np.asarray(g)
+        else:
+            raise CheckFailure(f"{name}: expected a float array of shape {e.shape}; got {_describe(g)}")
+    if g.shape != e.shape:
+        raise CheckFailure(f"{name}: expected shape {e.shape}; got {g.shape}")
+    if g.dtype != e.dtype:
+        raise CheckFailure(f"{name}: expected dtype {e.dtype} (the inputs' dtype); got {g.dtype}. Create new "
+                           "arrays with the inputs' dtype (np.zeros_like, or dtype=x.dtype).")
+    if not np.all(np.isfinite(g)):
+        raise CheckFailure(f"{name}: contains NaN or infinity")
+    if not np.allclose(g, e, rtol=rtol, atol=atol):
+        err = float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64))))
+        raise CheckFailure(f"{name} differs from the reference (largest absolute difference {err:.3g})")
 
 
 def _matches(spec, case, got, mistake_out):
@@ -387,6 +484,8 @@ def run_case(registry, spec, student, case):
     try:
         with np.errstate(all="ignore"):
             got = _as_outputs(spec.run(student, _copy_inputs(case.inputs)), spec)
+    except CheckFailure as exc:  # what the student's function returned is not what the notebook prescribes
+        return CaseResult(case, False, str(exc), raised=True)
     except RecursionError:
         return CaseResult(case, False, "RecursionError (a function that calls itself without end?)", raised=True)
     except Exception as exc:
