@@ -189,6 +189,7 @@ class Session:
             if out.output_type == "error" and out.ename == "TimeLimit":
                 out.ename = CELL_TIMEOUT
                 out.evalue = f"interrupted after the time limit of {self.limits.cell_seconds:g} s"
+                out.traceback = [f"{out.ename}: {out.evalue}", *out.traceback[1:]]  # (the worker's lines: where)
         return outputs
 
     def close(self):

@@ -306,20 +306,33 @@ class _Capped(io.TextIOBase):
 
 
 def _student_frames(tb):
-    """The frames of the student's own code (cells and functions defined in them)."""
-    return [f for f in traceback.extract_tb(tb) if f.filename.startswith("<")]
+    """The frames of the student's own code (cells and functions defined in them): not the libraries' (files),
+    nor the course modules the notebook was given (<course_pkg.x>), nor Python's frozen import machinery."""
+    return [f for f in traceback.extract_tb(tb)
+            if f.filename.startswith("<") and not f.filename.startswith(("<course_pkg.", "<frozen "))]
+
+
+def _place(frame):
+    return "the cell" if frame.name == "<module>" else frame.name
 
 
 def _error(exc):
+    """An error as the student sees it: the exception, then each line of the student's own code it passed through
+    (no traceback through library or grader code, no file names)."""
     frames = _student_frames(exc.__traceback__)
+    evalue = str(exc)
+    at = [(_place(f), f.lineno, (f.line or "").strip()) for f in frames]
+    if isinstance(exc, SyntaxError):  # raised while compiling the cell: its own line, not a frame
+        evalue = str(exc.msg)
+        at = [("the cell", exc.lineno, (exc.text or "").strip())] if exc.lineno else []
     where = ""
-    if frames:
-        f = frames[-1]
-        where = f" (in {f.name}, line {f.lineno}: {f.line})" if f.line else f" (in {f.name})"
-    lines = ["Traceback (most recent call last):", *traceback.format_list(frames),
-             f"{type(exc).__name__}: {exc}"]
-    return {"ename": type(exc).__name__[:200], "evalue": str(exc)[:4000], "where": where[:1000],
-            "traceback": [line[:2000] for line in lines[-40:]]}
+    if at:
+        name, lineno, line = at[-1]
+        where = f" (in {name}, line {lineno}: {line})" if line else f" (in {name}, line {lineno})"
+    lines = [f"{type(exc).__name__}: {evalue}"[:2000]]
+    lines += [f"    in {name}, line {lineno}" + (f": {line}" if line else "") for name, lineno, line in at[-20:]]
+    return {"ename": type(exc).__name__[:200], "evalue": evalue[:4000], "where": where[:1000],
+            "traceback": [line[:2000] for line in lines]}
 
 
 def _isolated(fn, stubs):
