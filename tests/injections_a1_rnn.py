@@ -4,9 +4,9 @@ INJECTIONS: (mistake_id, grade_id of the solution cell, old, new, {test cell gra
 the test cells that lose points. The expected scores are what the grader gives (grader.scoring, through
 assignment_tools.run_in_process, on hidden cases drawn from assignment_tools.TEST_SECRET): a cell whose visible check
 fails scores 0 (its hidden cases are not run), which is why most losses are whole cells; the one partial score is a
-share of hidden cases that does not depend on the secret (the two float32 cases of six). Losses beyond the mistake's own cell: a backward check runs on the cache of
-the student's own forward (test_rnn_step_backward, test_rnn_backward), and the gradient check the student runs
-(test_gradient_check) fails whenever a forward, a backward or the numerical gradient it relies on is wrong.
+share of hidden cases that does not depend on the secret (the two float32 cases of six). The one loss beyond the mistake's own cell: the
+gradient check the student runs (test_gradient_check) fails whenever a forward, a backward or the numerical gradient
+it relies on is wrong. The backward checks run on a cache the checker makes, so a forward mistake never costs them.
 """
 
 _FORWARD_STEP_LINES = ("h_t, step_cache = rnn_step_forward(x[:, t], h_t, W, U, b)\n"
@@ -20,19 +20,15 @@ _ACCUMULATE = "dW += dW_t\n        dU += dU_t\n        db += db_t"
 INJECTIONS = [
     # rnn_step_forward
     ("rnn-sigmoid-state", "rnn_step_forward", "np.tanh(a_t)", "1 / (1 + np.exp(-a_t))",
-     {"test_rnn_step_forward": 0.0, "test_rnn_step_backward": 0.0, "test_gradient_check": 0.0}),
+     {"test_rnn_step_forward": 0.0, "test_gradient_check": 0.0}),
     ("rnn-missing-bias", "rnn_step_forward", "h_prev @ U + b", "h_prev @ U",
-     {"test_rnn_step_forward": 0.0, "test_rnn_step_backward": 0.0, "test_gradient_check": 0.0}),
+     {"test_rnn_step_forward": 0.0, "test_gradient_check": 0.0}),
     ("rnn-x-h-swapped", "rnn_step_forward", "x_t @ W + h_prev @ U", "x_t @ U + h_prev @ W",
-     {"test_rnn_step_forward": 0.0, "test_rnn_step_backward": 0.0, "test_gradient_check": 0.0}),
+     {"test_rnn_step_forward": 0.0, "test_gradient_check": 0.0}),
     ("rnn-no-activation", "rnn_step_forward", "h_t = np.tanh(a_t)", "h_t = a_t",
-     {"test_rnn_step_forward": 0.0, "test_rnn_step_backward": 0.0, "test_gradient_check": 0.0}),
-    # rnn_step_backward (the pre-activation mistake is made in the forward step's cache: the backward step reads
-    # a_t where h_t belongs)
+     {"test_rnn_step_forward": 0.0, "test_gradient_check": 0.0}),
+    # rnn_step_backward
     ("rnn-dtanh-not-squared", "rnn_step_backward", "(1 - h_t ** 2)", "(1 - h_t)",
-     {"test_rnn_step_backward": 0.0, "test_gradient_check": 0.0}),
-    ("rnn-dtanh-of-preactivation", "rnn_step_forward", "cache = (x_t, h_prev, W, U, h_t)",
-     "cache = (x_t, h_prev, W, U, a_t)",
      {"test_rnn_step_backward": 0.0, "test_gradient_check": 0.0}),
     ("rnn-dtanh-missing", "rnn_step_backward", "da = dh_t * (1 - h_t ** 2)", "da = dh_t",
      {"test_rnn_step_backward": 0.0, "test_gradient_check": 0.0}),
@@ -41,13 +37,13 @@ INJECTIONS = [
      {"test_rnn_step_backward": 0.0, "test_gradient_check": 0.0}),
     # rnn_forward
     ("rnn-h0-ignored", "rnn_forward", "h_t = h0\n", "h_t = np.zeros_like(h0)\n",
-     {"test_rnn_forward": 0.0, "test_rnn_backward": 0.0, "test_gradient_check": 0.0}),
+     {"test_rnn_forward": 0.0, "test_gradient_check": 0.0}),
     ("rnn-states-shifted", "rnn_forward", _FORWARD_STEP_LINES,
      "h[:, t] = h_t\n        h_t, step_cache = rnn_step_forward(x[:, t], h_t, W, U, b)",
      {"test_rnn_forward": 0.0, "test_gradient_check": 0.0}),
     ("rnn-state-not-carried", "rnn_forward", "rnn_step_forward(x[:, t], h_t, W, U, b)",
      "rnn_step_forward(x[:, t], h0, W, U, b)",
-     {"test_rnn_forward": 0.0, "test_rnn_backward": 0.0, "test_gradient_check": 0.0}),
+     {"test_rnn_forward": 0.0, "test_gradient_check": 0.0}),
     ("rnn-states-float64", "rnn_forward", ", dtype=x.dtype)", ")",
      {"test_rnn_forward": 1.33}),  # the visible check is float64: only the 2 float32 hidden cases of 6 fail
     # rnn_backward

@@ -209,12 +209,11 @@ def test_gate_mistakes_name_the_gate():
 
 def test_float64_arrays_for_float32_inputs_cost_the_float32_cases(nb):
     """Partial credit: an lstm_forward that makes float64 arrays passes its visible (float64) check and 4 of the 6
-    hidden cases; the Keras match, which runs it, has a float32 visible example and so scores 0."""
+    hidden cases, and nothing else loses points (the Keras match runs course_pkg's lstm_forward)."""
     wrong = inject(nb, "lstm_forward", "h = np.zeros((B, T, H), dtype=x.dtype)", "h = np.zeros((B, T, H))")
     runs = run_in_process(wrong)
     scores = {k: r.score for k, r in runs.items()}
-    assert scores == {**{k: float(p) for k, p in POINTS.items()}, "test_lstm_forward": 1.33,
-                      "test_lstm_keras_match": 0.0}
+    assert scores == {**{k: float(p) for k, p in POINTS.items()}, "test_lstm_forward": 1.33}
     assert "expected dtype float32" in runs["test_lstm_forward"].output
 
 

@@ -421,11 +421,10 @@ def test_the_plain_backward_used_by_the_mistakes_is_right_when_nothing_is_wrong(
 
 def test_float64_arrays_for_float32_inputs_cost_the_float32_cases(nb):
     """Partial credit: a gru_forward that makes float64 arrays passes its visible (float64) check and 4 of the 6
-    hidden cases; the Keras matches, which run it, have float32 visible examples and so score 0."""
+    hidden cases, and nothing else loses points (the Keras matches run course_pkg's gru_forward)."""
     wrong = inject(nb, "gru_forward", "np.zeros((B, T, h0.shape[1]), dtype=x.dtype)", "np.zeros((B, T, h0.shape[1]))")
     runs = run_in_process(wrong)
-    assert _scores(runs) == {**{k: float(p) for k, p in POINTS.items()}, "test_gru_forward": 1.33,
-                             "test_gru_keras_match_reset_after": 0.0, "test_gru_keras_match_reset_before": 0.0}
+    assert _scores(runs) == {**{k: float(p) for k, p in POINTS.items()}, "test_gru_forward": 1.33}
     assert "expected dtype float32" in runs["test_gru_forward"].output
 
 

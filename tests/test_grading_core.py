@@ -7,7 +7,7 @@ import pytest
 
 import assignment_tools as at
 from course_pkg import rnn
-from course_pkg.checks import a1_rnn, core
+from course_pkg.checks import a1_rnn, a2_lstm, a3_gru, core
 from grader import scoring
 
 REG = a1_rnn.REGISTRY
@@ -293,3 +293,53 @@ def test_a_stored_gradient_check_that_its_functions_contradict_scores_zero():
     for grade_id in ("test_no_such_check", "rnn_step_forward"):
         result = scoring.grade_cell(REG, grade_id, 2.0, ns, lambda key: 1)
         assert result.score == 0.0 and "no check for the test cell" in result.error
+
+
+def test_a_cache_in_another_layout_is_named_with_the_prescribed_one():
+    def dict_cache(x_t, h_prev, W, U, b):
+        h_t = np.tanh(x_t @ W + h_prev @ U + b)
+        return h_t, {"x_t": x_t, "h_prev": h_prev, "W": W, "U": U, "h_t": h_t}
+
+    with pytest.raises(AssertionError, match=r"cache is a dict; the notebook prescribes a tuple \(x_t, h_prev, W, U, h_t\)"):
+        a1_rnn.check("rnn_step_forward", namespace(rnn_step_forward=dict_cache))
+
+    def short_list(x, h0, W, U, b):
+        h, hs, caches = h0, [], []
+        for t in range(x.shape[1]):
+            h, cache = rnn_step_forward(x[:, t], h, W, U, b)
+            hs.append(h)
+            caches.append(cache)
+        return np.stack(hs, axis=1), caches[:-1]  # the last step's cache is missing
+
+    ns = namespace(rnn_step_forward=own_step, rnn_forward=short_list)
+    with pytest.raises(AssertionError, match="a list of the .* step caches"):
+        a1_rnn.check("rnn_forward", ns)
+
+
+def test_a_backward_check_does_not_depend_on_the_students_forward():
+    """The backward step is graded on the checker's cache: a wrong forward step (no bias) beside a right backward
+    step still gives the backward step all its points."""
+    def no_bias(x_t, h_prev, W, U, b):
+        h_t = np.tanh(x_t @ W + h_prev @ U)
+        return h_t, (x_t, h_prev, W, U, h_t)
+
+    def backward(dh_t, cache):
+        x_t, h_prev, W, U, h_t = cache
+        da = dh_t * (1 - h_t ** 2)
+        return da @ W.T, da @ U.T, x_t.T @ da, h_prev.T @ da, da.sum(axis=0)
+
+    ns = namespace(rnn_step_forward=no_bias, rnn_step_backward=backward)
+    assert grade("rnn_step_forward", ns, seed=3, points=2).score == 0.0
+    result = grade("rnn_step_backward", ns, seed=3, points=3)
+    assert result.score == 3.0 and result.error is None, result.error
+
+
+@pytest.mark.parametrize("make", [
+    lambda: a1_rnn._ng("one-sided"),
+    lambda: a2_lstm._step_forward("no_tanh"),
+    lambda: a3_gru._candidate("reset_before"),
+    lambda: a3_gru._loop_backward("not-acumulated"),
+])
+def test_a_misspelt_mistake_kind_is_an_error_not_a_correct_function(make):
+    with pytest.raises(ValueError, match="unknown kind"):
+        make()

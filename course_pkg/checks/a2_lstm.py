@@ -177,10 +177,9 @@ SPECS = [
               "inside it is course_pkg's"),
     # the Keras example is float32, Keras' default; square so that a W and U swapped in get_params can be named
     Spec("get_params", reference_get_params, _keras_case, _fixed(_keras_case, square=True, dtype=F32), _run_keras,
-         ("h", "c"), uses=("lstm_forward",), isolate=_STEP_INSIDE, key="lstm_keras_match",
-         note="your lstm_forward, on the weights your get_params reads from a keras.layers.LSTM, compared with "
-              "course_pkg's, which matches the layer's own output; lstm_step_forward inside is course_pkg's, and "
-              "if lstm_forward's own check fails, fix that first"),
+         ("h", "c"), key="lstm_keras_match",
+         note="course_pkg's lstm_forward, on the weights your get_params reads from a keras.layers.LSTM, compared "
+              "with the layer's own output (which course_pkg's matches)"),
 ]
 
 

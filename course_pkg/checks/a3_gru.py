@@ -202,10 +202,9 @@ def _keras_spec(reset_after):
     key = "gru_keras_match_reset_" + ("after" if reset_after else "before")
     return Spec("get_params", reference_get_params, _keras_case(reset_after),
                 _fixed(_keras_case(reset_after), square=True, dtype=F32), _run_keras, ("h",),
-                uses=("gru_forward",), isolate=STEP_INSIDE, key=key,
-                note=f"your gru_forward with reset_after={reset_after} on the weights your get_params reads from a "
-                     "keras.layers.GRU, compared with course_pkg's, which matches the layer's own output; "
-                     "gru_step_forward and the gates inside are course_pkg's")
+                key=key,
+                note=f"course_pkg's gru_forward with reset_after={reset_after} on the weights your get_params reads "
+                     "from a keras.layers.GRU, compared with the layer's own output (which course_pkg's matches)")
 
 
 SPECS = [
