@@ -343,3 +343,11 @@ def test_a_backward_check_does_not_depend_on_the_students_forward():
 def test_a_misspelt_mistake_kind_is_an_error_not_a_correct_function(make):
     with pytest.raises(ValueError, match="unknown kind"):
         make()
+
+
+def test_a_mistake_is_named_even_when_the_cache_is_not_the_prescribed_one():
+    def no_bias_own_cache(x_t, h_prev, W, U, b):
+        return np.tanh(x_t @ W + h_prev @ U), {"mine": True}
+
+    with pytest.raises(AssertionError, match=r"h_t differs(.|\n)*rnn-missing-bias"):
+        a1_rnn.check("rnn_step_forward", namespace(rnn_step_forward=no_bias_own_cache))

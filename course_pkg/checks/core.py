@@ -170,9 +170,11 @@ class CacheLayoutError(CheckFailure):
 
 @dataclasses.dataclass
 class CacheEntries:
-    """A forward function's cache as checked: [(label, value)] in the prescribed order."""
+    """A forward function's cache as checked: [(label, value)] in the prescribed order, or why it cannot be read
+    (error): the other outputs are still compared first, and a known mistake can still be named on them."""
 
     entries: list
+    error: str | None = None
 
 
 def _kind_of(value):
@@ -213,7 +215,10 @@ class CacheLayout:
         return [cache[n] for n in self.names]
 
     def entries(self, cache, where="cache"):
-        return CacheEntries(list(zip(self.labels(where), self.values(cache, where))))
+        try:
+            return CacheEntries(list(zip(self.labels(where), self.values(cache, where))))
+        except CacheLayoutError as exc:
+            return CacheEntries([], str(exc))
 
     def labels(self, where):
         if self.kind == "tuple":
@@ -224,11 +229,14 @@ class CacheLayout:
         """A sequence function's cache: a list of `steps` step caches, each in this layout."""
         if not isinstance(caches, (list, tuple)) or len(caches) != steps:
             size = f" of {len(caches)} entries" if isinstance(caches, (list, tuple)) else ""
-            raise CacheLayoutError(f"the cache is {_kind_of(caches)}{size}; the notebook prescribes a list of the "
-                                   f"{steps} step caches, in order, each {self.describe()}")
+            return CacheEntries([], f"the cache is {_kind_of(caches)}{size}; the notebook prescribes a list of the "
+                                f"{steps} step caches, in order, each {self.describe()}")
         out = []
         for t, cache in enumerate(caches):
-            out += self.entries(cache, f"cache[{t}]").entries
+            step = self.entries(cache, f"cache[{t}]")
+            if step.error:
+                return step
+            out += step.entries
         return CacheEntries(out)
 
 
@@ -400,6 +408,8 @@ def compare(spec, case, got, expected):
 def _compare_cache(case, got, expected):
     if not isinstance(got, CacheEntries):
         raise CheckFailure("the cache could not be read")
+    if got.error:
+        raise CheckFailure(got.error)
     for (name, g), (_, e) in zip(got.entries, expected.entries):
         if isinstance(e, np.ndarray):
             _compare_array(case, name, g, e)
@@ -427,6 +437,13 @@ def _compare_array(case, name, g, e):
 
 
 def _matches(spec, case, got, mistake_out):
+    """Whether the mistake's outputs are the student's; a cache the student's code did not lay out as prescribed is
+    left out of the comparison (the mistake is named on the other outputs)."""
+    if len(got) == len(mistake_out):
+        kept = [k for k, g in enumerate(got) if not (isinstance(g, CacheEntries) and g.error)]
+        if len(kept) < len(got):
+            spec = dataclasses.replace(spec, outputs=tuple(spec.outputs[k] for k in kept))
+            got, mistake_out = tuple(got[k] for k in kept), tuple(mistake_out[k] for k in kept)
     try:
         compare(spec, case, got, mistake_out)
         return True
