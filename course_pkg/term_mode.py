@@ -15,7 +15,9 @@ In term mode, for every tagged cell:
   (`course_term_mode_note`; "" for none);
 - the page's source notebook that the site offers for download (`_sources/...ipynb`, the download button) gets the
   same treatment: the tagged cells' code is replaced by a comment. A tagged cell in a source that is not a notebook
-  cannot be rewritten there, and the build warns (a failure under -W).
+  cannot be rewritten there, and the build warns (a failure under -W);
+- after a switch of the setting in an existing build folder, the search index is built afresh (Sphinx would merge
+  the new index into the old one and keep the hidden code's words).
 
 The setting is part of Sphinx's environment, so switching it re-reads every page (execution comes from the cache).
 What term mode cannot hide: the notebooks in the repository itself, which the repository button and the Binder and
@@ -132,6 +134,20 @@ def _doctree_read(app, doctree):
         _docs_with_tagged_cells(app.env).add(app.env.docname)
 
 
+def _builder_inited(app):
+    """After a switch of term mode every page is read and written again, but Sphinx merges the new search index into
+    the old one, which would keep the hidden code's words (pointing to no page). The old index goes, so it is built
+    afresh."""
+    built = getattr(app.env, "course_term_mode_built", None)
+    index = getattr(app.builder, "searchindex_filename", None)
+    if built is not None and built != getattr(app.config, CONFIG) and index:
+        (Path(app.outdir) / index).unlink(missing_ok=True)
+
+
+def _env_updated(app, env):
+    env.course_term_mode_built = getattr(app.config, CONFIG)  # saved with the environment
+
+
 def _env_purge_doc(app, env, docname):
     _docs_with_tagged_cells(env).discard(docname)
 
@@ -162,6 +178,8 @@ def setup(app):
     app.add_config_value(CONFIG, False, "env", [bool])
     app.add_config_value(NOTE_CONFIG, DEFAULT_NOTE, "env", [str])
     app.connect("config-inited", _config_inited)
+    app.connect("builder-inited", _builder_inited)
+    app.connect("env-updated", _env_updated)
     app.connect("doctree-read", _doctree_read)
     app.connect("env-purge-doc", _env_purge_doc)
     app.connect("env-merge-info", _env_merge_info)
