@@ -283,6 +283,9 @@ class SandboxExecute(NbGraderPreprocessor):
     unsafe_no_sandbox = Bool(False, help="run students' code WITHOUT the sandbox (their code can then read the "
                                          "course folder and use the network); scores still come from the "
                                          "grader").tag(config=True)
+    diagnosis = Bool(True, help="when no mistake of the library matches a student's outputs, search the single-edit "
+                                "mutants of the source notebook's solution for one that does (grader/diagnosis.py); "
+                                "False: the library alone").tag(config=True)
 
     def preprocess(self, nb, resources):
         import importlib
@@ -297,6 +300,13 @@ class SandboxExecute(NbGraderPreprocessor):
                              f"(no module {self.checks_package}.{assignment})") from None
         root = self.config.CourseDirectory.get("root") or "."
         key = secret.load(root)
+        if self.diagnosis:  # here only: the worker never sees the solutions the mutants are made from
+            import pathlib
+
+            from . import diagnosis
+
+            source = self.config.CourseDirectory.get("source_directory") or "source"
+            registry = diagnosis.with_diagnosis(registry, pathlib.Path(root) / source / assignment)
         limits = engine.Limits(self.cell_timeout, self.call_timeout, self.notebook_timeout, self.max_restarts)
         shared = pool.get(self.workers, self.unsafe_no_sandbox)
         notes = []
