@@ -20,7 +20,6 @@ import ast
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +38,11 @@ TAG = term_mode.TAG
 
 # Cells tagged by reading: (chapter, a line of the cell) -> the graded functions the cell implements in substance.
 # Their names are the book's own and copydetect does not find them (the same equations written differently: chapter
-# 6's GRU step backward scores 0.32 against the notebook's solution), so they are listed here.
+# 6's GRU step backward scores 0.32 against the notebook's solution), so they are listed here. Left untagged by the
+# same reading, as the copy check leaves such code out (MIN_CHARS): what has one natural form and is displayed as an
+# equation beside it or spelt out by the assignment's text, i.e. the simple RNN's one-line step (chapters 0 and 2), a
+# loop that runs course_pkg's own step function over time (chapters 0, 2, 5, 11), and chapter 4's walk of a gradient
+# back through the tanh RNN (no parameter gradients).
 BY_READING = {
     ("00_notation", "def gru_forward_tutorial("): "gru_step_forward, gru_forward (the other update convention)",
     ("00_notation", "def torch_lstm_numpy("): "lstm_step_forward, gru_step_forward (PyTorch's equations, columns)",
