@@ -4,7 +4,7 @@
                                          [--submission-timeout SECONDS] [--jobs N] [--unsafe-no-sandbox]
                                          [--no-similarity]
     python -m grader.classroom feedback [--course DIR] [--assignment ID ...]
-    python -m grader.classroom export [--course DIR] [--to FILE]
+    python -m grader.classroom grades [--course DIR] [--to FILE]      (also: export)
 
 autograde:
 1. starts the sandbox pool (grader/sandbox.py): `jobs` warm slots; if the sandbox cannot be made it stops here,
@@ -17,17 +17,20 @@ autograde:
    runs the student's cells in a sandboxed worker and scores the test cells in this process (SandboxExecute), so a
    crash, an endless loop or an attack costs at most that submission;
 4. reads from each autograded notebook what happened in it (cells timed out, a worker that died, cells not run,
-   output cut to the size limit);
+   output cut to the size limit), and from nbgrader's log what its protection of the locked and graded cells
+   repaired (a locked cell edited, a cell's type, lock or points changed: nbgrader put the original back);
 5. records a submission that could not be graded in the gradebook: 0 for each of its grades, the reason in its
    comments, the notebook flagged; submissions graded with problems are flagged too. Other students' grades are
    never touched, and submitted files are only read.
-It writes <course>/autograded/grading_report.csv (student, assignment, status, score, max_score, reason) and prints
-a summary.
+It writes <course>/autograded/grading_report.csv (student, assignment, status, score, max_score, reason), appends
+nbgrader's warnings and errors for each submission to <course>/autograded/autograde.log, and prints a summary.
 Then (unless --no-similarity) grader/similarity.py compares the graded functions of the graded submissions with each
 other's, course_pkg's and the book's: <course>/autograded/similarity_report.csv, the flagged notebooks flagged in the
 gradebook, one summary line; no score or comment changes.
 
-feedback runs `nbgrader generate_feedback <assignment> --force`, export runs `nbgrader export` to a CSV file.
+feedback runs `nbgrader generate_feedback <assignment> --force`. grades writes <course>/grades.csv: nbgrader
+export's columns (from the gradebook), one row per student and assignment sorted by student then assignment, and a
+status column: graded, not submitted (the score columns empty) or "not graded: <why>".
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ import traceback
 import warnings
 
 from . import engine
+from . import nbgrader_ext  # (also loaded by the course's configuration: nbgrader's gradebook without SAWarnings)
 from .sandbox import Pool, SandboxError
 
 REPORT_NAME = "grading_report.csv"
@@ -96,12 +100,9 @@ class Course:
     @contextlib.contextmanager
     def gradebook(self):
         from nbgrader.api import Gradebook
-        from sqlalchemy.exc import SAWarning
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SAWarning)  # nbgrader's own ORM warnings, harmless
-            with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gb:
-                yield gb
+        with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gb:
+            yield gb
 
     def restores_deleted_cells(self):
         return bool(self.config.OverwriteCells.get("add_missing_cells", False))
@@ -274,8 +275,9 @@ def _shared_setenv(**kwargs):
 
 
 def autograde_one(course, assignment, student, overrides):
-    """Run nbgrader's Autograde for one submission here; None if it graded it, else why not. The student's code runs
-    in the sandbox (SandboxExecute), so nbgrader itself cannot be stopped or corrupted by it."""
+    """Run nbgrader's Autograde for one submission here: (None if it graded it, else why not; nbgrader's log lines
+    for it). The student's code runs in the sandbox (SandboxExecute), so nbgrader itself cannot be stopped or
+    corrupted by it."""
     from nbgrader.converters import Autograde
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
@@ -289,23 +291,26 @@ def autograde_one(course, assignment, student, overrides):
     handler = _ThreadLog()
     app.log.addHandler(handler)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # nbgrader's SQLAlchemy warnings, harmless
-            app.start()
+        app.start()
     except SandboxError:
         raise
     except BaseException as exc:  # noqa: BLE001 - nbgrader's own failure on this submission
-        return failure_reason(handler.lines + traceback.format_exception_only(type(exc), exc), None)
+        return failure_reason(handler.lines + traceback.format_exception_only(type(exc), exc), None), handler.lines
     finally:
         app.log.removeHandler(handler)
     if any("database is locked" in line for line in handler.lines):
-        return "nbgrader failed: database is locked"
-    return None
+        return "nbgrader failed: database is locked", handler.lines
+    return None, handler.lines
 
 
-def failure_reason(lines, returncode, log_name="the log"):
-    """Why nbgrader did not grade a submission, from its log lines for it."""
+def failure_reason(lines, returncode, log_name="autograded/autograde.log"):
+    """Why nbgrader did not grade a submission, from its log lines for it (a record may hold several lines: the
+    traceback nbgrader logs). The exception that stopped nbgrader, rather than the NbGraderException that it raises
+    after it ("Please see the above traceback")."""
+    lines = [part for line in lines for part in str(line).split("\n")]
     exceptions = [m for m in map(_EXCEPTION_LINE.match, lines) if m]
+    cause = [m for m in exceptions if not m.group(1).endswith("NbGraderException")]
+    exceptions = cause or exceptions
     if exceptions:
         name, message = exceptions[-1].groups()
         return f"nbgrader failed: {name.rsplit('.', 1)[-1]}: {message.strip()}"
@@ -317,22 +322,40 @@ def failure_reason(lines, returncode, log_name="the log"):
     return f"nbgrader did not grade it (see {log_name})"
 
 
-def run_jobs(course, assignment, students, jobs, overrides):
-    """{student: None (graded) or why not}, `jobs` submissions at once (the gradebook serialises the writes; a
-    submission that met a locked gradebook is graded again, alone)."""
-    results = {}
-    with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
-        futures = {pool.submit(autograde_one, course, assignment, s, overrides): s for s in sorted(students)}
-        for future in concurrent.futures.as_completed(futures):
-            results[futures[future]] = future.result()
-    for student, why in sorted(results.items()):
-        if why and "database is locked" in why:
-            results[student] = autograde_one(course, assignment, student, overrides)
-    return results
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # 3. After nbgrader: what happened inside the notebooks
+
+
+_CHANGED = re.compile(r"Attribute '(\w+)' for cell (.+?) has changed! \(should be: (.*), got: (.*)\)$")
+_UNKNOWN_CELL = re.compile(r"Cell '(.+)' does not exist in the database$")
+_SANITIZING = re.compile(r"Sanitizing (.+\.ipynb)$")
+
+
+def log_notes(lines):
+    """What nbgrader's protection of the locked and graded cells repaired, from its log lines for one submission:
+    a locked cell whose source was edited (nbgrader's checksum), a cell whose type, lock or points were changed
+    (nbgrader puts the original back in each case), a graded cell the source does not have (run as an ordinary
+    cell)."""
+    notes, notebook = [], "?"
+    for line in lines:
+        message = line.split("] ", 1)[-1]
+        found = _SANITIZING.search(message)
+        if found:
+            notebook = os.path.basename(found.group(1))
+            continue
+        found = _CHANGED.search(message)
+        if found:
+            attr, cell, old, new = found.groups()
+            if attr == "checksum":
+                notes.append(f"{notebook}: locked cell {cell} edited: the original was put back")
+            else:
+                notes.append(f"{notebook}: cell {cell}: {attr} changed from {old} to {new}: set back to {old}")
+            continue
+        found = _UNKNOWN_CELL.search(message)
+        if found:
+            notes.append(f"{notebook}: cell {found.group(1)} is not a cell of the assignment: run as an ordinary "
+                         "cell")
+    return list(dict.fromkeys(notes))
 
 
 def notebook_notes(path):
@@ -405,6 +428,30 @@ def read_scores(course, outcome):
         except Exception:  # noqa: BLE001 - MissingEntry: nothing recorded
             return
         outcome.score, outcome.max_score = float(submission.score), float(submission.max_score)
+
+
+LOG_NAME = "autograde.log"
+
+
+_EXPECTED_WARNING = "Removing existing assignment:"  # every submission graded before: the run's --force
+
+
+def write_log(course, logs):
+    """Append nbgrader's warnings and errors for each submission of this run to <course>/autograded/autograde.log
+    (a run's header, then a block per submission that has any; INFO lines and nbgrader's warning that it replaces
+    an earlier autograded copy, which a new run always does, are left out)."""
+    path = course.path("autograded") / LOG_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blocks = []
+    for (assignment, student), lines in sorted(logs.items(), key=lambda item: (item[0][1], item[0][0])):
+        kept = [line for line in lines if (not line.startswith("[INFO]") or "graded again" in line)
+                and _EXPECTED_WARNING not in line]
+        if kept:
+            blocks.append(f"== {student} / {assignment}\n" + "".join(f"{line}\n" for line in kept))
+    with open(path, "a") as fh:
+        fh.write(f"# autograde {time.strftime('%Y-%m-%d %H:%M:%S')}: {len(logs)} submission(s) given to nbgrader, "
+                 f"{len(blocks)} with warnings or errors\n" + "".join(blocks))
+    return path
 
 
 def write_report(course, outcomes):
@@ -481,17 +528,20 @@ def overrides(options):
     return config
 
 
-def _record(course, assignment, outcomes, results, names):
-    """After nbgrader's runs: record each submission's problems and notes in the gradebook and read its scores."""
+def _record(course, assignment, outcomes, results, names, logs):
+    """After nbgrader's runs: record each submission's problems and notes in the gradebook and read its scores.
+    results: {student: why nbgrader did not grade it, or None}; logs: {student: nbgrader's log lines}."""
+    scrub = nbgrader_ext.PathScrubber([course.root])
     for student, outcome in outcomes.items():
         if outcome.problem is None and results.get(student):
-            outcome.problem = results[student]
+            outcome.problem = scrub(results[student])  # (it becomes the gradebook's comment)
             dest = course.path("autograded", student, assignment)
             if dest.exists():  # what a stopped run left must not look graded
                 shutil.rmtree(dest, ignore_errors=True)
         if outcome.problem:
             record_not_graded(course, outcome, names)
         else:
+            outcome.notes.extend(log_notes(logs.get(student, [])))
             for name in names:
                 path = course.path("autograded", student, assignment) / f"{name}.ipynb"
                 if path.exists():
@@ -515,6 +565,11 @@ def grade_class(course, assignments, options, sandboxes, say=print):
 
     nbgrader.utils.setenv = _shared_setenv
     shared_pool.use(sandboxes)
+    from traitlets.log import get_logger
+
+    log = get_logger()  # nbgrader's converters log here (to no handler but each thread's _ThreadLog)
+    level = log.level
+    log.setLevel(logging.INFO)  # "Sanitizing <notebook>" tells log_notes which notebook a warning is about
     here = os.getcwd()
     os.chdir(course.root)  # nbgrader changes to the course folder and back, in every thread: make that a no-op
     try:
@@ -526,21 +581,25 @@ def grade_class(course, assignments, options, sandboxes, say=print):
         with course.gradebook() as gb:  # one by one here: two threads must not create one student at once
             for student in sorted({s for _, s in jobs}):
                 gb.update_or_create_student(student)
-        results = {}
+        results, logs = {}, {}
         with concurrent.futures.ThreadPoolExecutor(max(1, options.jobs)) as threads:
             futures = {threads.submit(autograde_one, course, a, s, config): (a, s) for a, s in jobs}
             for future in concurrent.futures.as_completed(futures):
-                results[futures[future]] = future.result()
+                results[futures[future]], logs[futures[future]] = future.result()
         for job, why in sorted(results.items()):
             if why:  # nbgrader failed on it beside another thread (a locked gradebook, a race): once more, alone
-                results[job] = autograde_one(course, *job, config)
+                results[job], again = autograde_one(course, *job, config)
+                logs[job] = [*logs[job], f"[INFO] nbgrader failed ({why}): graded again, alone", *again]
     finally:
         shared_pool.use(None)
+        log.setLevel(level)
         os.chdir(here)
+    write_log(course, logs)
     outcomes = []
     for assignment, (assignment_outcomes, expected) in prepared.items():
         done = {s: why for (a, s), why in results.items() if a == assignment}
-        _record(course, assignment, assignment_outcomes, done, [e.name for e in expected])
+        _record(course, assignment, assignment_outcomes, done, [e.name for e in expected],
+                {s: lines for (a, s), lines in logs.items() if a == assignment})
         outcomes += list(assignment_outcomes.values())
         say(f"{assignment}: {len(assignment_outcomes)} submission(s), {len(done)} given to nbgrader")
     return outcomes
@@ -620,15 +679,96 @@ def cmd_feedback(options, say=print):
     return status
 
 
-def cmd_export(options, say=print):
+GRADES_FIELDS = ("assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email", "raw_score",
+                 "late_submission_penalty", "score", "max_score", "status")  # nbgrader export's columns, then status
+SUBMITTED_GRADED, NOT_SUBMITTED, NOT_GRADED_PREFIX = "graded", "not submitted", "not graded: "
+
+
+def read_report(course):
+    """{(student, assignment): row} of <course>/autograded/grading_report.csv (empty if there is none)."""
+    path = course.path("autograded") / REPORT_NAME
+    if not path.exists():
+        return {}
+    with open(path, newline="") as fh:
+        return {(row["student"], row["assignment"]): row for row in csv.DictReader(fh)}
+
+
+def _number(value):
+    return "" if value is None else str(float(value))
+
+
+def grade_rows(course):
+    """One row per student and assignment, sorted by student then assignment: nbgrader export's columns and a
+    status, "graded", "not submitted" (no score) or "not graded: <why>" (the grading report's reason; a
+    submission never autograded, or whose autograded notebook is missing, says so).
+
+    The students are the gradebook's and those with a folder under submitted/; the assignments are the gradebook's
+    and any other one submitted (the report says why it was not graded)."""
+    from nbgrader.api import MissingEntry
+
+    report = read_report(course)
+    submitted = {(p.parent.name, p.name) for p in course.path("submitted").glob("*/*") if p.is_dir()}
+    rows = []
+    with course.gradebook() as gb:
+        assignments = {a.name: a for a in gb.assignments}
+        students = {s.id: s for s in gb.students}
+        pairs = {(s, a) for s in {*students, *(s for s, _ in submitted)} for a in assignments}
+        pairs |= submitted | {pair for pair in report if pair[1] in assignments or pair in submitted}
+        for student_id, name in sorted(pairs):
+            assignment, student, entry = assignments.get(name), students.get(student_id), report.get((student_id, name))
+            submission = None
+            if assignment is not None and student is not None:
+                try:
+                    submission = gb.find_submission(name, student_id)
+                except MissingEntry:
+                    pass
+            if entry is not None and entry["status"] == NOT_GRADED:
+                status = NOT_GRADED_PREFIX + entry["reason"]
+            elif submission is not None:
+                missing = [f"{nb.name}.ipynb" for nb in assignment.notebooks
+                           if not (course.path("autograded", student_id, name) / f"{nb.name}.ipynb").exists()]
+                if entry is None and len(missing) == len(assignment.notebooks):  # (the report notes a partial one)
+                    status = (f"{NOT_GRADED_PREFIX}no autograded notebook ({', '.join(missing)} missing: nbgrader "
+                              "did not finish it)")
+                else:
+                    status = SUBMITTED_GRADED
+            elif (student_id, name) in submitted or entry is not None:
+                status = NOT_GRADED_PREFIX + ("not autograded yet" if entry is None else
+                                              "its grades are not in the gradebook (autograde it again)")
+            else:
+                status = NOT_SUBMITTED
+            penalty = submission.late_submission_penalty if submission is not None else None
+            rows.append({
+                "assignment": name,
+                "duedate": assignment.duedate if assignment is not None and assignment.duedate else "",
+                "timestamp": submission.timestamp if submission is not None and submission.timestamp else "",
+                "student_id": student_id,
+                "last_name": (student.last_name or "") if student is not None else "",
+                "first_name": (student.first_name or "") if student is not None else "",
+                "email": (student.email or "") if student is not None else "",
+                "raw_score": _number(submission.score if submission is not None else None),
+                "late_submission_penalty": _number(penalty),
+                "score": _number(max(0.0, submission.score - (penalty or 0.0)) if submission is not None else None),
+                "max_score": _number(assignment.max_score) if assignment is not None else (entry or {}).get(
+                    "max_score", ""),
+                "status": status,
+            })
+    return rows
+
+
+def cmd_grades(options, say=print):
     course = Course.load(options.course)
     target = pathlib.Path(options.to or course.root / "grades.csv").resolve()
-    proc = subprocess.run(_nbgrader("export", f"--to={target}"), cwd=course.root, env=_env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
-    if proc.returncode:
-        say(f"nbgrader export failed (exit code {proc.returncode}):\n{proc.stdout[-2000:]}")
-        return 1
-    say(f"Grades: {target}")
+    rows = grade_rows(course)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, GRADES_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    counts = {kind: sum(r["status"].startswith(kind) for r in rows)
+              for kind in (SUBMITTED_GRADED, NOT_SUBMITTED, NOT_GRADED_PREFIX)}
+    say(f"Grades: {target} ({len(rows)} row(s): {counts[SUBMITTED_GRADED]} graded, {counts[NOT_SUBMITTED]} not "
+        f"submitted, {counts[NOT_GRADED_PREFIX]} not graded)")
     return 0
 
 
@@ -657,8 +797,9 @@ def parser():
                             "autograded/similarity_report.csv)")
     feedback = sub.add_parser("feedback", parents=[common], help="nbgrader generate_feedback for everything autograded")
     feedback.add_argument("--assignment", nargs="+", help="assignment ids (default: every autograded one)")
-    export = sub.add_parser("export", parents=[common], help="nbgrader export of the gradebook to CSV")
-    export.add_argument("--to", type=pathlib.Path, default=None, help="the CSV file (default <course>/grades.csv)")
+    grades = sub.add_parser("grades", aliases=["export"], parents=[common],
+                            help="every student's score and status per assignment, to CSV")
+    grades.add_argument("--to", type=pathlib.Path, default=None, help="the CSV file (default <course>/grades.csv)")
     return p
 
 
@@ -671,7 +812,7 @@ def main(argv=None):
         return cmd_autograde(options)
     if options.command == "feedback":
         return cmd_feedback(options)
-    return cmd_export(options)
+    return cmd_grades(options)
 
 
 if __name__ == "__main__":

@@ -21,16 +21,37 @@ What stock nbgrader 0.9.6 does, and what each class here changes:
   a new worker replays the earlier cells and grading goes on; cells after the notebook's time budget are not run.
 - Enormous outputs: LimitOutput limits lines, and keeps only the first ones (the hidden report comes last).
   LimitOutputSize limits lines and characters and keeps the beginning and the end of each cell's output.
+- Machine paths: a warning a library prints (numpy's, Keras'), a traceback a student prints, a module's repr name
+  files under the instructor's virtual environment, Python installation, home or course folder. SandboxExecute
+  writes every output through PathScrubber, which shortens a library file to its module path
+  (numpy/_core/_methods.py) and replaces the other folders with a word (<python>, <course>, ~); HideHiddenTests does
+  the same again for the feedback (notebooks autograded by an older grader).
+- Gradebook: nbgrader's Gradebook.add_submission builds the new submission through its relationships and reads the
+  assignment's notebooks and cells before adding it to the session; with SQLAlchemy 2 (no cascade along backrefs)
+  each of those reads autoflushes the half-built objects and warns (SAWarning "... not in session, add operation
+  along ... will not proceed"), once per notebook and cell, for every submission. It is run here without autoflush,
+  as the warning itself advises; the objects are added and committed at its end as before.
+- Feedback configuration: nbconvert's HTML exporter configures NbConvertBase.display_data_priority, which
+  NbGraderPreprocessor redeclares without config=True, so every preprocessor of the feedback that does not
+  redeclare it logs "Config option `display_data_priority` not recognized" (nbgrader's GetGrades redeclares it;
+  HideHiddenTests does too).
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import pathlib
 import re
+import site
+import sys
+import sysconfig
 
 from nbformat.v4 import new_output
-from traitlets import Bool, Float, Integer, Unicode
+from traitlets import Bool, Float, Integer, List, Unicode
 
 from nbgrader import utils
+from nbgrader.api import Gradebook
 from nbgrader.preprocessors import DeduplicateIds, LimitOutput, NbGraderPreprocessor, OverwriteCells
 
 from .engine import CELL_TIMEOUT, CUT_MARK, KERNEL_DIED, NOT_RUN  # noqa: F401 (the classroom report reads them)
@@ -45,6 +66,73 @@ def _grade_id(cell):
 
 def _error(ename, evalue):
     return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# No machine paths in what students get back
+
+_SYSTEM_FOLDERS = {"/", "/usr", "/usr/local", "/bin", "/lib", "/opt", "/tmp", "/var"}
+_UNSAFE_SCRATCH = re.compile(r"/(?:tmp|var/tmp)/grader-scratch-[\w.-]+")  # a worker without the sandbox (harness)
+
+
+class PathScrubber:
+    """Replaces the grading machine's folders in text: a library folder (site-packages, the standard library, any
+    folder on sys.path) is removed, so that a file in it reads as its module path (numpy/_core/_methods.py); the
+    virtual environment and the Python installation become <python>, the course and this repository <course>, the
+    home folder ~, the sandbox's harness folder <grader>, and the scratch folder of a worker run without the sandbox
+    /scratch (the sandbox's own name for it). The longest folder is replaced first; a folder is matched only as a
+    whole path component (/work/main does not match /work/mainframe)."""
+
+    def __init__(self, roots=()):
+        libraries = {*sys.path, *site.getsitepackages(), site.getusersitepackages(),
+                     *(sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib"))}
+        words = {sys.prefix: "<python>", sys.base_prefix: "<python>", sys.exec_prefix: "<python>",
+                 str(pathlib.Path(__file__).resolve().parents[1]): "<course>", os.path.expanduser("~"): "~",
+                 "/grader_worker": "<grader>"}
+        words.update({str(root): "<course>" for root in roots if root})
+        table = {}
+        for folder, word in [*((f, "") for f in libraries if f), *words.items()]:
+            if not str(folder).startswith("/"):  # ("" and import hooks on sys.path)
+                continue
+            for variant in {str(folder), os.path.realpath(str(folder))}:
+                variant = variant.rstrip("/")
+                if variant.startswith("/") and variant not in _SYSTEM_FOLDERS and variant not in table:
+                    table[variant] = word
+        self.table = table
+        names = sorted(table, key=len, reverse=True)
+        self.pattern = re.compile("(?<![\\w.-])(" + "|".join(map(re.escape, names)) + ")(/|(?![\\w.-]))") \
+            if names else None
+
+    def _replace(self, match):
+        word = self.table[match.group(1)]
+        if word:
+            return word + match.group(2)
+        return "" if match.group(2) else "<library>"  # a library folder itself, not a file in it
+
+    def __call__(self, text):
+        if not isinstance(text, str):
+            return text
+        text = _UNSAFE_SCRATCH.sub("/scratch", text)
+        return self.pattern.sub(self._replace, text) if self.pattern else text
+
+    def output(self, out):
+        """One nbformat output with the folders replaced in every text it holds (in place)."""
+        if out.output_type == "stream":
+            out.text = self(out.text)
+        elif out.output_type == "error":
+            out.ename, out.evalue = self(out.get("ename", "")), self(out.get("evalue", ""))
+            out.traceback = [self(line) for line in out.get("traceback", [])]
+        elif "data" in out:
+            for mime, value in out.data.items():
+                if isinstance(value, str):
+                    out.data[mime] = self(value)
+        return out
+
+    def notebook(self, nb):
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs = [self.output(out) for out in cell.get("outputs", [])]
+        return nb
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -78,8 +166,12 @@ class HideHiddenTests(NbGraderPreprocessor):
     end_test_delimeter = Unicode("END HIDDEN TESTS").tag(config=True)
     min_line_length = Integer(8, help="hidden lines shorter than this (after strip) are not searched for").tag(
         config=True)
+    # configurable, as nbgrader's GetGrades declares it: the HTML exporter's default configuration sets it
+    display_data_priority = List(NbGraderPreprocessor.display_data_priority.default_value).tag(config=True)
 
     def preprocess(self, nb, resources):
+        scrub = PathScrubber([self.config.CourseDirectory.get("root"), os.getcwd()])
+        scrub.notebook(nb)
         secrets, had_region = set(), set()
         for index, cell in enumerate(nb.cells):
             kept, hidden = split_hidden(cell.source, self.begin_test_delimeter, self.end_test_delimeter)
@@ -313,6 +405,28 @@ class SandboxExecute(NbGraderPreprocessor):
         with shared.acquire() as slot:
             engine.grade_notebook(nb, assignment, registry, slot,
                                   lambda check: secret.seed(key, assignment, check), limits, notes)
+        PathScrubber([root if root != "." else None, os.getcwd()]).notebook(nb)
         info = resources["nbgrader"]
         engine.keep_notes((assignment, info.get("student"), info.get("notebook")), notes)
         return nb, resources
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The gradebook without SQLAlchemy's autoflush warnings (see the module's docstring)
+
+
+def _add_submission_without_autoflush(add_submission):
+    if getattr(add_submission, "without_autoflush", False):
+        return add_submission
+
+    @functools.wraps(add_submission)
+    def wrapper(self, assignment, student, **kwargs):
+        self.db.flush()  # what was pending before is written as usual; only the half-built submission waits
+        with self.db.no_autoflush:
+            return add_submission(self, assignment, student, **kwargs)
+
+    wrapper.without_autoflush = True
+    return wrapper
+
+
+Gradebook.add_submission = _add_submission_without_autoflush(Gradebook.add_submission)
