@@ -351,3 +351,87 @@ def dot_attention_backward(dc, cache, dalpha=None):
     de, dvalues = _finish_backward(dc, cache, dalpha, "dot_attention_backward")
     dq, dk, dWa, dscale = dot_scores_backward(de, cache["scores"])
     return dq, dk, dvalues, dWa, dscale
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Self-attention: the queries, keys and values all come from the same sequence
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _check_self_params(fn, x, Wq, Wk, Wv, Wo):
+    D = x.shape[-1]
+    Wq = _array(fn, "Wq", Wq, 2, "(D, d)")
+    d = Wq.shape[1]
+    _checks.check_shape(fn, "Wq", Wq, (D, d), f"(D, d) with D={D}")
+    Wk = _checks.as_float_array(fn, "Wk", Wk)
+    _checks.check_shape(fn, "Wk", Wk, (D, d), f"(D, d) with D={D}, d={d} from Wq")
+    Wv = _array(fn, "Wv", Wv, 2, "(D, dv)")
+    if Wv.shape[0] != D:
+        raise ValueError(f"{fn}: argument 'Wv' must have shape (D, dv) with D={D}; got {Wv.shape}")
+    Wo = _checks.as_float_array(fn, "Wo", Wo)
+    if Wo.ndim != 2 or Wo.shape[0] != Wv.shape[1]:
+        raise ValueError(f"{fn}: argument 'Wo' must have shape (dv, D_out) with dv={Wv.shape[1]} from Wv; "
+                         f"got {Wo.shape}")
+    return Wq, Wk, Wv, Wo
+
+
+def self_attention_forward(x, Wq, Wk, Wv, Wo, causal=False, mask=None):
+    """One head of scaled dot-product self-attention (Vaswani et al. 2017), without biases:
+
+        Q = x W_q, K = x W_k (B, T, d);  V = x W_v (B, T, dv)
+        C = softmax(Q K^T / sqrt(d), over the allowed keys) V        (B, T, dv)
+        y = C W_o                                                   (B, T, D_out)
+
+    x (B, T, D), Wq, Wk (D, d), Wv (D, dv), Wo (dv, D_out). causal=True lets position i see only positions j <= i
+    (what a model that generates left to right must obey); mask (B, T) marks real positions (padding False).
+    Every position is computed at once: no step waits for the previous one. Returns y, alpha (B, T, T), cache.
+    keras.layers.MultiHeadAttention(num_heads=1, key_dim=d, value_dim=dv, use_bias=False) computes the same with
+    kernels Wq[:, None, :], Wk[:, None, :], Wv[:, None, :] and Wo[None].
+    """
+    fn = "self_attention_forward"
+    x = _array(fn, "x", x, 3, "(B, T, D)")
+    Wq, Wk, Wv, Wo = _check_self_params(fn, x, Wq, Wk, Wv, Wo)
+    x, Wq, Wk, Wv, Wo = _checks.cast_common(x, Wq, Wk, Wv, Wo)
+    B, T, _ = x.shape
+    m = None if mask is None else check_mask(fn, mask, B, T, T)
+    if causal:
+        cm = causal_mask(T, B=B)
+        m = cm if m is None else m & cm
+        check_mask(fn, m, B, T, T)
+    Q, K, V = x @ Wq, x @ Wk, x @ Wv
+    C, alpha, att_cache = dot_attention_forward(Q, K, V, None, 1 / np.sqrt(Wq.shape[1]), mask=m)
+    return C @ Wo, alpha, {"x": x, "Wq": Wq, "Wk": Wk, "Wv": Wv, "Wo": Wo, "C": C, "att": att_cache}
+
+
+def self_attention_backward(dy, cache):
+    """Gradients of self_attention_forward. dy (B, T, D_out). Returns dx (B, T, D), dWq, dWk, dWv, dWo."""
+    x, C, Wo = cache["x"], cache["C"], cache["Wo"]
+    dy = _checks.check_upstream("self_attention_backward", "dy", dy, C.shape[:2] + Wo.shape[1:], "(B, T, D_out)",
+                                x.dtype)
+    flat = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731
+    dWo = flat(C).T @ flat(dy)
+    dQ, dK, dV, _, _ = dot_attention_backward(dy @ Wo.T, cache["att"])
+    dWq, dWk, dWv = flat(x).T @ flat(dQ), flat(x).T @ flat(dK), flat(x).T @ flat(dV)
+    dx = dQ @ cache["Wq"].T + dK @ cache["Wk"].T + dV @ cache["Wv"].T
+    return dx, dWq, dWk, dWv, dWo
+
+
+def self_attention_step(x_t, kv, Wq, Wk, Wv, Wo):
+    """One step of causal self-attention when generating left to right, with a cache of the past keys and values.
+
+    x_t (B, D): the newest position; kv: None at the first step, else (K, V) of shapes (B, t, d), (B, t, dv) for
+    the t positions so far. Returns y_t (B, D_out) and the cache grown by one position. Fed x_1, x_2, ... one at a
+    time, it returns the rows of self_attention_forward(x, ..., causal=True); the cache grows with every step, so
+    the memory and the work per step grow with the length generated.
+    """
+    fn = "self_attention_step"
+    x_t = _array(fn, "x_t", x_t, 2, "(B, D)")
+    Wq, Wk, Wv, Wo = _check_self_params(fn, x_t, Wq, Wk, Wv, Wo)
+    k_new, v_new = (x_t @ Wk)[:, None], (x_t @ Wv)[:, None]
+    if kv is None:
+        K, V = k_new, v_new
+    else:
+        K, V = np.concatenate([kv[0], k_new], axis=1), np.concatenate([kv[1], v_new], axis=1)
+    q = (x_t @ Wq)[:, None]
+    c, _, _ = dot_attention_forward(q, K, V, None, 1 / np.sqrt(Wq.shape[1]))
+    return c[:, 0] @ Wo, (K, V)

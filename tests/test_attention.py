@@ -370,3 +370,62 @@ def test_bad_masks_say_what_is_wrong():
         att.dot_attention_forward(*args, mask=per_query)
     with pytest.raises(ValueError, match=r"lengths.*\[1, 4\]"):
         att.length_mask(np.array([0, 4]), 4)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# 5. Self-attention
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def self_params(D, d, dv, Dout, rng, dtype=np.float64):
+    return {"Wq": rng.standard_normal((D, d)).astype(dtype) / np.sqrt(D),
+            "Wk": rng.standard_normal((D, d)).astype(dtype) / np.sqrt(D),
+            "Wv": rng.standard_normal((D, dv)).astype(dtype) / np.sqrt(D),
+            "Wo": rng.standard_normal((dv, Dout)).astype(dtype) / np.sqrt(dv)}
+
+
+@pytest.mark.parametrize("causal,masked", [(False, False), (True, False), (False, True), (True, True)])
+def test_self_attention_gradients(causal, masked):
+    rng = rng_for("self", causal, masked)
+    B, T, D, d, dv, Dout = 2, 5, 3, 4, 6, 7
+    inputs = {"x": rng.standard_normal((B, T, D)), **self_params(D, d, dv, Dout, rng)}
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool) if masked else None
+    y, alpha, cache = att.self_attention_forward(**inputs, causal=causal, mask=mask)
+    dy = rng.standard_normal(y.shape)
+    analytic = dict(zip(("x", "Wq", "Wk", "Wv", "Wo"), att.self_attention_backward(dy, cache)))
+    report = gradcheck(lambda **kw: att.self_attention_forward(**kw, causal=causal, mask=mask)[0], inputs, analytic,
+                       dy)
+    assert report.passed, f"\n{report}"
+    if causal:
+        assert np.all(np.triu(alpha[0], 1) == 0)
+
+
+def test_self_attention_steps_with_a_cache_equal_the_causal_layer():
+    rng = rng_for("kv")
+    B, T, D, d, dv = 2, 7, 3, 4, 5
+    x = rng.standard_normal((B, T, D))
+    p = self_params(D, d, dv, D, rng)
+    y, _, _ = att.self_attention_forward(x, **p, causal=True)
+    kv = None
+    for t in range(T):
+        y_t, kv = att.self_attention_step(x[:, t], kv, **p)
+        np.testing.assert_allclose(y_t, y[:, t], atol=1e-12)
+        assert kv[0].shape == (B, t + 1, d) and kv[1].shape == (B, t + 1, dv)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_self_attention_matches_keras_multi_head_attention(keras, causal):
+    rng = rng_for("mha", causal)
+    B, T, D, d, dv = 2, 6, 5, 4, 3
+    x = rng.standard_normal((B, T, D)).astype(np.float32)
+    p = self_params(D, d, dv, D, rng, np.float32)
+    mask = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], bool)
+    y, alpha, _ = att.self_attention_forward(x, **p, causal=causal, mask=mask)
+    layer = keras.layers.MultiHeadAttention(num_heads=1, key_dim=d, value_dim=dv, use_bias=False)
+    layer(x, x, x)  # build
+    layer.set_weights([p["Wq"][:, None], p["Wk"][:, None], p["Wv"][:, None], p["Wo"][None]])
+    # Keras: attention_mask (B, T, T) True where query i may see key j
+    out, w = layer(x, x, x, attention_mask=np.broadcast_to(mask[:, None, :], (B, T, T)), use_causal_mask=causal,
+                   return_attention_scores=True)
+    np.testing.assert_allclose(y, np.asarray(out), atol=TOL, rtol=0)
+    np.testing.assert_allclose(alpha, np.asarray(w)[:, 0], atol=TOL, rtol=0)
