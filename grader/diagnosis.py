@@ -173,6 +173,9 @@ def _render(node, outer):
     if isinstance(node, ast.Call):
         func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "f")
         args = ", ".join(_render(a, 0) for a in node.args)
+        if isinstance(node.func, ast.Attribute) and not (isinstance(node.func.value, ast.Name)
+                                                         and node.func.value.id == "np"):
+            args = _render(node.func.value, 0)  # a method: x.sum(axis=0) -> sum(x)
         if func in ("concatenate", "stack", "hstack", "vstack") and node.args:
             return f"the blocks [{_render_list(node.args[0])}] side by side"
         return f"{func}({args})"
@@ -303,11 +306,9 @@ def _activation_call(kind, arg):
         return arg
     if kind == "tanh":
         return ast.Call(ast.Attribute(ast.Name("np", ast.Load()), "tanh", ast.Load()), [arg], [])
-    return ast.Call(ast.Name("sigmoid" if kind == "sigmoid" else "_relu", ast.Load()), [arg], [])
-
-
-def _relu(a):
-    return np.maximum(a, 0)
+    if kind == "relu":
+        return ast.Call(ast.Attribute(ast.Name("np", ast.Load()), "maximum", ast.Load()), [arg, ast.Constant(0)], [])
+    return ast.Call(ast.Name("sigmoid", ast.Load()), [arg], [])
 
 
 def _multiple(node, unit):
@@ -581,8 +582,9 @@ class _Generator:
             words = self.words(n.id)
             root = self._product_root(n)
             of = f" of the product {render(root)}" if root is not None else ""
+            inside = f" in the product {render(root)}" if root is not None else ""
             self.add("gate", n, f"{words} is left out{of}, as if it were 1.", lambda node: ast.Constant(1))
-            self.add("gate", n, f"{words} is taken as 0{of}.", lambda node: ast.Constant(0))
+            self.add("gate", n, f"{words} is taken as 0{inside}.", lambda node: ast.Constant(0))
 
     def _product_root(self, node):
         """The root of the chain of * that node is a factor of, or None."""
@@ -878,11 +880,14 @@ class _Generator:
                 what = f"uses {self.words(other)} where {self.words(n.id)} belongs."
                 self.add("variable", n, what, lambda node, other=other: ast.Name(other, ast.Load()))
             for owner, part in partials:
+                if self.statement(part) is stmt:
+                    continue  # a part of the very sum being computed is not available yet
                 if any(self.defined.get(m, 0) >= line for m in _names_in(part)):  # globals: 0
                     continue
                 if n.id not in _names_in(part) or _signature(part, self.probe) != sig:
                     continue  # a half-updated n: a part of a later sum that is computed from n
-                what = (f"uses {render(part)}, a half-computed {owner} (one part of its sum), where "
+                half = "pre-activation" if name_words(owner) == "the pre-activation" else owner
+                what = (f"uses {render(part)}, a half-computed {half} (one part of its sum), where "
                         f"{self.words(n.id)} belongs.")
                 self.add("variable", n, what, lambda node, part=part: copy.deepcopy(part))
 
@@ -1058,6 +1063,14 @@ def _fingerprint(outputs):
     return h.hexdigest()
 
 
+def _same(spec, case, got, out):
+    """core._matches, False where the outputs cannot be compared at all (a mutant that returns a number)."""
+    try:
+        return _matches(spec, case, got, out)
+    except Exception:  # noqa: BLE001
+        return False
+
+
 def _run(spec, fn, registry, inputs):
     def get(name):
         return fn if name == spec.name else registry.reference(name)
@@ -1076,7 +1089,7 @@ class Diagnoser:
         self._lock = threading.Lock()
 
     def _globals(self):
-        g = {"np": np, "_relu": _relu}
+        g = {"np": np}
         g.update({k: v for k, v in vars(activations).items() if not k.startswith("_")})
         for name in self.registry.references:
             g[name] = self.registry.reference(name)
@@ -1093,10 +1106,14 @@ class Diagnoser:
         return ns[name]
 
     def mutants(self, name):
-        """The mutants of function `name` (empty when there is no solution or it fails its own probes)."""
+        """The mutants of function `name` (empty when there is no solution, it fails its own probes, or they cannot
+        be made: the search is an extra and never stops grading)."""
         with self._lock:
             if name not in self._mutants:
-                self._mutants[name] = self._build(name)
+                try:
+                    self._mutants[name] = self._build(name)
+                except Exception:  # noqa: BLE001
+                    self._mutants[name] = []
             return self._mutants[name]
 
     def _build(self, name):
@@ -1115,7 +1132,7 @@ class Diagnoser:
                 holder = {}
                 events = _trace_locals(solution.__code__, lambda: holder.setdefault(
                     "out", _run(spec, solution, self.registry, case.inputs)))
-                if not _matches(spec, case, holder["out"], expected):
+                if not _same(spec, case, holder["out"], expected):
                     return []  # the solution does not pass its own check: nothing to explain with
                 runs.append(events)
                 reference.append(holder["out"])
@@ -1147,7 +1164,7 @@ class Diagnoser:
                     differs = True
                     continue
                 prints.append(_fingerprint(out))
-                if prints[-1] != ref_print and not _matches(spec, case, out, ref):
+                if prints[-1] != ref_print and not _same(spec, case, out, ref):
                     differs = True
             if not differs or all(p == "raised" for p in prints):
                 continue  # the same function as the solution, or never runs
@@ -1180,7 +1197,7 @@ class Diagnoser:
                 result = _run(spec, m.fn, self.registry, case.inputs)
             except Exception:  # noqa: BLE001 - the mutant does not apply to these shapes
                 continue
-            if _matches(spec, case, got, result):
+            if _same(spec, case, got, result):
                 out.append(m.explanation())
                 if len(out) >= MAX_EXPLANATIONS:
                     break
@@ -1207,7 +1224,10 @@ def diagnoser(registry, folder):
     with _DIAGNOSERS_LOCK:
         if key not in _DIAGNOSERS:
             names = {spec.name for spec in registry.specs.values()}
-            sources = {n: s for n, s in solution_sources(notebooks).items() if n in names}
+            try:
+                sources = {n: s for n, s in solution_sources(notebooks).items() if n in names}
+            except Exception:  # noqa: BLE001 - a source notebook that cannot be read: no search, grading goes on
+                sources = {}
             _DIAGNOSERS[key] = Diagnoser(registry, sources)
         return _DIAGNOSERS[key]
 
