@@ -349,3 +349,19 @@ def exhaustive_search(step, state, bos, eos, max_len, vocab_size, length_penalty
     return Decoded([h[0] for h in best], np.array([h[1] for h in best]), np.array([h[2] for h in best]),
                    np.array([h[3] for h in best]))
 
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Language-model metrics: one loss, three units
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def nats_to_bits(nats):
+    """Cross-entropy in bits from nats: L / ln 2 (bits per token when L is the mean loss per token)."""
+    return np.asarray(nats, dtype=np.float64) / np.log(2.0)
+
+
+def perplexity(mean_nats):
+    """exp(L) for the mean cross-entropy L in nats per token: the geometric mean of 1 / p(correct token),
+    2**(bits per token). A uniform guess among K tokens has perplexity exactly K."""
+    return np.exp(np.asarray(mean_nats, dtype=np.float64))

@@ -300,3 +300,13 @@ def test_bad_arguments():
         dec.greedy_decode(model, (h0, h0[:2]), BOS, EOS, 5)
     with pytest.raises(ValueError, match="batch_size=4 but the state has 3 rows"):
         dec.greedy_decode(model, h0, BOS, EOS, 5, batch_size=4)
+
+
+def test_language_model_metrics():
+    rng = rng_for("metrics")
+    p = rng.uniform(0.01, 1.0, 5000)  # probabilities a model gave to the correct tokens
+    nats = float(-np.log(p).mean())
+    assert np.isclose(dec.nats_to_bits(nats), -np.log2(p).mean())
+    assert np.isclose(dec.perplexity(nats), np.prod(p ** (-1 / len(p))))  # geometric mean of 1/p
+    assert np.isclose(dec.perplexity(np.log(37)), 37)  # uniform over 37 tokens
+    assert np.isclose(2 ** dec.nats_to_bits(nats), dec.perplexity(nats))
