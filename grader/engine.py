@@ -30,21 +30,20 @@ CELL_TIMEOUT = "CellTimeoutError"
 OUTPUT_CHARS = 20_000  # per output, beginning and end kept
 CUT_MARK = "characters of output cut here"
 
-# what a notebook may import of course_pkg while it is graded: module -> None (all of it) or the names it gets.
-# The graded functions' references never appear here (course_pkg.gradcheck.numerical_gradient is a1's).
-STUDENT_MODULES = {
-    "a1_rnn": {"activations": None, "gradcheck": ("relative_error",)},
-    "a2_lstm": {"activations": None},
-    "a3_gru": {"activations": None, "gradcheck": None},
-}
-
-
 def student_modules(assignment):
-    """{"course_pkg.<module>": source} for the worker of this assignment."""
+    """{"course_pkg.<module>": source} for the worker of this assignment: its manifest entry's sandbox_modules
+    (course_pkg.activations alone for an assignment the manifest does not list). The graded functions' references
+    never appear there (course_pkg.gradcheck.numerical_gradient is a1's: a1 gets relative_error only)."""
     import importlib
 
+    from . import manifest
+
+    try:
+        wanted = manifest.get(assignment).sandbox_modules
+    except manifest.ManifestError:
+        wanted = (("activations", None),)
     out = {}
-    for name, names in STUDENT_MODULES.get(assignment, {"activations": None}).items():
+    for name, names in wanted:
         module = importlib.import_module(f"course_pkg.{name}")
         if names is None:
             out[f"course_pkg.{name}"] = inspect.getsource(module)

@@ -16,7 +16,7 @@ import re
 
 import nbformat
 
-from course_pkg.checks import registry
+from grader.manifest import registry
 from grader import scoring, secret
 
 TEST_SECRET = b"the in-process tests' course secret"

@@ -20,7 +20,9 @@ import sys
 import nbformat
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-from course_pkg.checks import ASSIGNMENTS  # noqa: E402 - the one list of the assignments
+from grader.manifest import ids
+
+ASSIGNMENTS = tuple(ids())  # assignments/manifest.toml: the one list of the assignments
 BIN = pathlib.Path(sys.executable).parent
 
 _MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", re.M)

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 
 import assignment_tools as at
-from course_pkg.checks import ASSIGNMENTS, core, registry
+from course_pkg.checks import core
+from grader.manifest import get, ids, registry
 from grader import engine, secret
+
+ASSIGNMENTS = tuple(ids())  # assignments/manifest.toml
 
 
 def test_cells(assignment):
@@ -75,9 +78,10 @@ def test_source_notebooks_hold_no_hidden_test_and_no_seed(assignment):
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_notebooks_import_of_course_pkg_only_what_the_graders_worker_provides(assignment):
     """The worker that runs a student's cells has the modules of course_pkg the grader gives the assignment
-    (grader.engine.STUDENT_MODULES: no reference implementation) and stubs of course_pkg.checks; an import of
-    anything else would fail there and cost the cells after it."""
-    provided = engine.STUDENT_MODULES[assignment]
+    (the manifest entry's sandbox_modules: no reference implementation) and stubs of course_pkg.checks; an import
+    of anything else would fail there and cost the cells after it."""
+    provided = dict(get(assignment).sandbox_modules)
+    assert set(engine.student_modules(assignment)) == {f"course_pkg.{m}" for m in provided}
     for cell in at.load(assignment).cells:
         if cell.cell_type != "code" or at.is_test_cell(cell):
             continue

@@ -44,7 +44,7 @@ def assert_no_hidden_source(text, where):
 def private_strings(course, assignment):
     """What no student may see: the course secret, the hidden cases' seeds, the grader's and the checks' files and
     this machine's paths (a frame of grader or course_pkg code would name them)."""
-    from course_pkg.checks import registry
+    from grader.manifest import registry
 
     key = secret.load(course, create=False)
     checks = registry(assignment)

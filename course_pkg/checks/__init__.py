@@ -1,4 +1,5 @@
-"""The checks of the course's nbgrader assignments: one module per assignment (a1_rnn, a2_lstm, a3_gru).
+"""The checks of the course's nbgrader assignments: one module per assignment, each with its REGISTRY (the list of
+assignments is assignments/manifest.toml, read by grader.manifest).
 
 A notebook's test cell is `check("lstm_step_forward", globals())`: in the student's kernel it is a self-check on a
 small fixed example, which compares the student's function with course_pkg's and names the common mistake whose
@@ -6,12 +7,3 @@ outputs the student's outputs match (see core.py). When the work is graded, the 
 `grader`, instructor software) scores the same cell itself, with the same checks on hidden cases, calling the
 student's functions in a sandbox.
 """
-
-import importlib
-
-ASSIGNMENTS = ("a1_rnn", "a2_lstm", "a3_gru")
-
-
-def registry(assignment):
-    """The Registry (checks and mistake library) of one assignment."""
-    return importlib.import_module(f"{__name__}.{assignment}").REGISTRY
