@@ -582,14 +582,21 @@ def grade_class(course, assignments, options, sandboxes, say=print):
             for student in sorted({s for _, s in jobs}):
                 gb.update_or_create_student(student)
         results, logs = {}, {}
-        with concurrent.futures.ThreadPoolExecutor(max(1, options.jobs)) as threads:
-            futures = {threads.submit(autograde_one, course, a, s, config): (a, s) for a, s in jobs}
-            for future in concurrent.futures.as_completed(futures):
-                results[futures[future]], logs[futures[future]] = future.result()
-        for job, why in sorted(results.items()):
-            if why:  # nbgrader failed on it beside another thread (a locked gradebook, a race): once more, alone
-                results[job], again = autograde_one(course, *job, config)
-                logs[job] = [*logs[job], f"[INFO] nbgrader failed ({why}): graded again, alone", *again]
+        with warnings.catch_warnings():  # (entered and left here, around all the threads)
+            from nbformat.warnings import DuplicateCellId
+
+            # a submission whose cells share an id (a cell copied in a text editor): nbformat gives the copy a new id
+            # as nbgrader reads it; the file cannot be repaired (submissions are only read) and a duplicated graded
+            # cell is in the report already (inspect_submission)
+            warnings.simplefilter("ignore", DuplicateCellId)
+            with concurrent.futures.ThreadPoolExecutor(max(1, options.jobs)) as threads:
+                futures = {threads.submit(autograde_one, course, a, s, config): (a, s) for a, s in jobs}
+                for future in concurrent.futures.as_completed(futures):
+                    results[futures[future]], logs[futures[future]] = future.result()
+            for job, why in sorted(results.items()):
+                if why:  # nbgrader failed on it beside another thread (a locked gradebook, a race): once more, alone
+                    results[job], again = autograde_one(course, *job, config)
+                    logs[job] = [*logs[job], f"[INFO] nbgrader failed ({why}): graded again, alone", *again]
     finally:
         shared_pool.use(None)
         log.setLevel(level)

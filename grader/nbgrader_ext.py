@@ -13,7 +13,8 @@ What stock nbgrader 0.9.6 does, and what each class here changes:
 - Deleted grade cells: by default the cell's grade stays empty (score 0, "needs manual grade"). With
   OverwriteCells.add_missing_cells nbgrader puts the cell back from the source version and grades it, but its
   placement fails with a KeyError when the cell before it in the source is not a graded or solution cell of the
-  submission. RestoreMissingCells places the cell after the nearest earlier source cell the submission has.
+  submission. RestoreMissingCells places the cell after the nearest earlier source cell the submission has, and
+  gives it a cell id (nbgrader's restored cell has none, which nbformat 4.5 warns about).
 - Execution: stock Execute runs the test cells in the student's own kernel, beside the student's code, which can
   then change how they compare (patch numpy, the checker, IPython) and read the hidden tests. SandboxExecute runs
   the student's cells in a sandboxed worker and computes every test cell's outputs and score in the grader
@@ -47,6 +48,7 @@ import site
 import sys
 import sysconfig
 
+from nbformat.corpus.words import generate_corpus_id
 from nbformat.v4 import new_output
 from traitlets import Bool, Float, Integer, List, Unicode
 
@@ -253,6 +255,10 @@ class RestoreMissingCells(OverwriteCells):
             self.log.warning("Missing grade cell %s: put back from the source version", name)
             restored = self.missing_cell_transform(source_cells[name], grade_cells[name].max_score,
                                                    is_solution=name in solution_ids)
+            if (nb.nbformat, nb.nbformat_minor) >= (4, 5):  # nbformat 4.5 cells have ids (else MissingIDFieldWarning)
+                taken = {cell.get("id") for cell in nb.cells}
+                restored["id"] = name if name not in taken and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name) else \
+                    next(i for i in iter(generate_corpus_id, None) if i not in taken)
             position = 0
             for earlier in reversed(order[:order.index(name)]):
                 if earlier in present:

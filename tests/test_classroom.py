@@ -179,6 +179,13 @@ def without(nb, *grade_ids):
     return nb
 
 
+def edited(nb, grade_id, source):
+    """The cell's source replaced (a student editing a locked cell in a text editor)."""
+    nb = copy.deepcopy(nb)
+    next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id).source = source
+    return nb
+
+
 def with_duplicate(nb, grade_id):
     """The cell copied right after itself, cell id included (as a text editor or a merge would)."""
     nb = copy.deepcopy(nb)
@@ -230,6 +237,17 @@ EXPECTED = {
     "print_50mb": (classroom.WITH_PROBLEMS, 5, {"test_square": 2, "test_cube": 3},
                    ["output cut to the size limit in square"]),
     "saved_100mb": (classroom.GRADED, 5, {"test_square": 2, "test_cube": 3}, []),
+    # a locked test cell edited: nbgrader's checksum finds it and puts the original back; the report says so
+    "edited_test": (classroom.WITH_PROBLEMS, 5, {"test_square": 2, "test_cube": 3},
+                    ["toy.ipynb: locked cell test_square edited: the original was put back"]),
+    # errors and warnings of libraries in ordinary cells, and a syntax error: shown as the student's own, no paths
+    "library_raise": (classroom.GRADED, 5, {"test_square": 2, "test_cube": 3}, []),
+    "library_warnings": (classroom.GRADED, 5, {"test_square": 2, "test_cube": 3}, []),
+    "prints_paths": (classroom.GRADED, 5, {"test_square": 2, "test_cube": 3}, []),
+    "syntax_error": (classroom.GRADED, 2, {"test_square": 2, "test_cube": 0}, []),
+    # a test cell's points that are not a number: nbgrader itself fails on the notebook; the report says why
+    "corrupt_points": (classroom.NOT_GRADED, 0, {"test_square": 0, "test_cube": 0},
+                       ["nbgrader failed: ValueError: could not convert string to float: 'three'"]),
 }
 
 # student -> {test cell: words its output (the grader's report) must contain}
@@ -251,7 +269,23 @@ CELL_REPORTS = {
     "os_exit": {"test_square": ["did not return: the worker process died"]},
     "segfault": {"test_square": ["did not return: the worker process died"],
                  "test_cube": ["6 of 6 hidden checks passed"]},
+    "syntax_error": {"test_cube": ["cube is not defined"]},
 }
+
+# student -> {cell (grade_id): words its outputs must contain}: what a student sees of errors and warnings in their
+# own cells (the exception and their own line, library files by module path)
+OWN_CELL_OUTPUTS = {
+    "library_raise": {"square": ["LinAlgError: Singular matrix",
+                                 "in the cell, line 3: np.linalg.inv(np.zeros((2, 2)))"]},
+    "library_warnings": {"square": ["numpy/_core/", "RuntimeWarning: Mean of empty slice",
+                                    "UserWarning: Do not pass an `input_shape`"]},
+    "prints_paths": {"square": ["numpy/__init__.py /scratch", "numpy/linalg/", "LinAlgError: Singular matrix"]},
+    "syntax_error": {"cube": ["SyntaxError: invalid syntax", "in the cell, line 2: return x ** 3 +"]},
+    "cell_loop": {"square": ["CellTimeoutError: interrupted after the time limit of 3 s", "in the cell, line "]},
+    "hidden_raise": {"test_cube": ["ZeroDivisionError: negative input (in cube, line 3"]},
+}
+# the students whose own code prints a traceback (traceback.print_exc()): the word is theirs, the paths are not
+PRINTS_A_TRACEBACK = {"prints_paths"}
 
 
 def write_submissions(course):
@@ -283,6 +317,14 @@ def write_submissions(course):
         "segfault": fill(release, square="if np.any(x == 3):\n    import ctypes\n    ctypes.string_at(0)\nreturn x * x",
                          cube="return np.power(x, 3)"),
         "cell_exit": fill(good, after={"square": "import os\nos._exit(1)"}),
+        "edited_test": edited(good, "test_square", "assert True  # my own test, easier to pass"),
+        "library_raise": fill(good, after={"square": "np.linalg.inv(np.zeros((2, 2)))"}),
+        "library_warnings": fill(good, after={"square": "np.mean([])\nimport keras\n"
+                                                        "keras.layers.LSTM(2, input_shape=(3, 4))"}),
+        "prints_paths": fill(good, after={"square": "import os, traceback\nprint(np.__file__, os.getcwd())\ntry:\n"
+                                                    "    np.linalg.inv(np.zeros((2, 2)))\nexcept Exception:\n"
+                                                    "    traceback.print_exc()"}),
+        "syntax_error": fill(release, square=GOOD["square"], cube="return x ** 3 +"),
     }
     big = fill(release, **GOOD)
     big.cells[2].source = "print('x' * 50_000_000)  # one line of 50 MB\n" + big.cells[2].source
@@ -294,6 +336,10 @@ def write_submissions(course):
     text["bad_json"] = json.dumps(good)[:-40]
     text["not_notebook"] = json.dumps({"student": "not_notebook", "answers": [1, 2]})
     text["duplicated_test"] = json.dumps(notebooks.pop("duplicated_test"), indent=1)  # (nbformat.write renames ids)
+    corrupt = copy.deepcopy(good)
+    next(c for c in corrupt.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_cube") \
+        .metadata.nbgrader["points"] = "three"
+    text["corrupt_points"] = json.dumps(corrupt)
     for student, nb in notebooks.items():
         folder = course / "submitted" / student / "toy"
         folder.mkdir(parents=True)
@@ -314,6 +360,10 @@ def fingerprint(folder):
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+ABSENT = "absent"  # a student of the gradebook who submits nothing
+UNSUBMITTED = "a0_intro"  # an assignment of the gradebook nobody submits (sorts before toy)
+
+
 def autograde_command(course, *args):
     return [sys.executable, "-m", "grader.classroom", "autograde", "--course", str(course), "--jobs", "2", *args]
 
@@ -324,6 +374,11 @@ def graded(tmp_path_factory):
     course, checks = make_course(tmp_path_factory.mktemp("toy"))
     env = env_with_checks(checks)
     write_submissions(course)
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "rnn-course") as gb:  # as `nbgrader db ... add` would
+        gb.update_or_create_student(ABSENT, last_name="Doe", first_name="Ann", email="ann.doe@example.org")
+        gb.update_or_create_assignment(UNSUBMITTED, duedate="2026-01-15 12:00:00")
     before = fingerprint(course / "submitted")
     config_before = fingerprint(course / "source") | {"nbgrader_config.py": fingerprint(course)["nbgrader_config.py"]}
     proc = subprocess.run(autograde_command(course), cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
@@ -333,16 +388,19 @@ def graded(tmp_path_factory):
     with open(course / "autograded" / classroom.REPORT_NAME, newline="") as fh:
         report = {row["student"]: row for row in csv.DictReader(fh)}
     return {"course": course, "checks": checks, "env": env, "before": before, "config_before": config_before,
-            "stdout": proc.stdout, "report": report, "feedback": feedback}
+            "stdout": proc.stdout, "stderr": proc.stderr, "report": report, "feedback": feedback}
 
 
 def gradebook_view(course):
-    from nbgrader.api import Gradebook
+    from nbgrader.api import Gradebook, MissingEntry
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "rnn-course") as gb:
         view = {}
         for student in gb.students:
-            submission = gb.find_submission("toy", student.id)
+            try:
+                submission = gb.find_submission("toy", student.id)
+            except MissingEntry:
+                continue
             nb = submission.notebooks[0]
             view[student.id] = {
                 "score": submission.score,
@@ -490,13 +548,161 @@ def test_feedback_of_a_function_that_raises_shows_the_error_not_a_traceback(grad
     assert "Traceback (most recent call last)" not in text and "---->" not in text
 
 
-def test_export_writes_every_students_score(graded):
-    target = graded["course"] / "export" / "grades.csv"
-    target.parent.mkdir()
-    assert classroom.main(["export", "--course", str(graded["course"]), "--to", str(target)]) == 0
+def _private_paths(graded):
+    """The grading machine's folders, none of which a student may see."""
+    venv = pathlib.Path(sys.prefix)
+    return sorted({str(graded["course"]), str(graded["checks"]), str(ROOT), str(venv), str(venv.resolve()),
+                   sys.base_prefix, os.path.expanduser("~"), "/tmp/", 'File "/'}, key=len, reverse=True)
+
+
+def test_no_traceback_or_machine_path_in_autograded_notebooks_or_feedback(graded):
+    """Every graded submission's autograded notebook (each cell's outputs) and feedback page: no traceback, no file
+    of the grader or a library named by its path, no folder of the grading machine, whether the student's code
+    failed, crashed, timed out, raised in a library, made a library warn or printed a module's path. What a student
+    sees of an error in their own cell is the exception and their own line."""
+    course = graded["course"]
+    private = _private_paths(graded)
+    for student, (status, *_rest) in EXPECTED.items():
+        if status == classroom.NOT_GRADED:
+            continue
+        nb = nbformat.read(course / "autograded" / student / "toy" / "toy.ipynb", as_version=4)
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            where = f"{student}, cell {cell.metadata.get('nbgrader', {}).get('grade_id') or index}"
+            outputs = json.loads(json.dumps(cell.outputs))
+            text = output_text(outputs)
+            for path in private:
+                assert path not in text, f"{where}: {path!r} in\n{text}"
+            own_prints = student in PRINTS_A_TRACEBACK and not is_test_cell(cell)
+            shown = output_text([o for o in outputs if not (own_prints and o["output_type"] == "stream")])
+            assert "Traceback" not in shown, f"{where}: a traceback in\n{shown}"
+        page = _feedback_text(graded, student)
+        for path in private:
+            assert path not in page, f"{student}: {path!r} in the feedback"
+        if student not in PRINTS_A_TRACEBACK:
+            assert "Traceback" not in page, f"{student}: a traceback in the feedback"
+    for student, cells in OWN_CELL_OUTPUTS.items():
+        outputs, page = cell_outputs(course, student), _feedback_text(graded, student)
+        for grade_id, words in cells.items():
+            text = output_text(outputs[grade_id])
+            for word in words:
+                assert word in text, f"{student} {grade_id}: {word!r} not in\n{text}"
+                assert word in page, f"{student}: {word!r} not in the feedback"
+
+
+def is_test_cell(cell):
+    meta = cell.metadata.get("nbgrader", {})
+    return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def test_an_edited_locked_cell_is_put_back_and_reported(graded):
+    """nbgrader's protection of locked cells keeps working: the edited test cell's source is the original again in
+    the autograded notebook (and the grader scored it as usual); the log names the cell; the report's reason says
+    so (see EXPECTED)."""
+    course = graded["course"]
+    release = nbformat.read(course / "release" / "toy" / "toy.ipynb", as_version=4)
+    original = next(c.source for c in release.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_square")
+    nb = nbformat.read(course / "autograded" / "edited_test" / "toy" / "toy.ipynb", as_version=4)
+    assert next(c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_square") \
+        == original
+    blocks = _log_blocks(course)
+    assert any("Attribute 'checksum' for cell test_square has changed" in line for line in blocks["edited_test"])
+
+
+def _log_blocks(course):
+    """{student: the lines of their blocks} of autograded/autograde.log (every run)."""
+    blocks, student = {}, None
+    for line in (course / "autograded" / classroom.LOG_NAME).read_text().splitlines():
+        if line.startswith("== "):
+            student = line[3:].split(" / ")[0]
+        elif line.startswith("# autograde "):
+            student = None
+        elif student:
+            blocks.setdefault(student, []).append(line)
+    return blocks
+
+
+def test_the_logs_have_no_checksum_or_sqlalchemy_warning(graded):
+    """The grading's own output and nbgrader's log per submission: no SQLAlchemy warning, no changed checksum but
+    the edited cell's, no warning at all for a submission nothing was wrong with; feedback (nbgrader's own command
+    too) without warnings either."""
+    course = graded["course"]
+    assert "Warning" not in graded["stderr"], graded["stderr"]
+    assert "SAWarning" not in graded["stdout"], graded["stdout"]
+    blocks = _log_blocks(course)
+    assert "SAWarning" not in (course / "autograded" / classroom.LOG_NAME).read_text()
+    for student, lines in blocks.items():
+        if student != "edited_test":
+            assert not any("checksum" in line for line in lines), (student, lines)
+    for student in ("good1", "good2", "partial", "blank", "library_warnings"):
+        assert student not in blocks, (student, blocks.get(student))
+    assert "corrupt_points" in blocks  # (nbgrader's error and its traceback are the instructor's)
+    feedback = graded["feedback"]
+    assert "Warning" not in feedback.stdout + feedback.stderr, feedback.stdout + feedback.stderr
+    proc = nbgrader(course, graded["env"], "generate_feedback", "toy", "--student", "good1", "--force")
+    warnings = [line for line in (proc.stdout + proc.stderr).splitlines()
+                if ("WARNING" in line or "Warning" in line) and "Removing existing assignment" not in line]
+    assert not warnings, warnings
+
+
+def _grades(graded, name):
+    target = graded["course"] / "export" / name
+    target.parent.mkdir(exist_ok=True)
+    assert classroom.main(["grades", "--course", str(graded["course"]), "--to", str(target)]) == 0
     with open(target, newline="") as fh:
-        rows = {row["student_id"]: row for row in csv.DictReader(fh)}
-    assert {s: float(rows[s]["score"]) for s in EXPECTED} == {s: e[1] for s, e in EXPECTED.items()}
+        reader = csv.DictReader(fh)
+        return reader.fieldnames, list(reader)
+
+
+def test_grades_have_a_row_per_student_and_assignment_sorted_with_a_status(graded):
+    """grades.csv: nbgrader export's columns and status; every student of the gradebook has a row for every
+    assignment, sorted by student then assignment; a graded submission (with problems or not) says graded with its
+    score; one that could not be graded says why, with its recorded 0; no submission says so, with empty scores."""
+    fields, rows = _grades(graded, "grades.csv")
+    assert fields == ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                      "raw_score", "late_submission_penalty", "score", "max_score", "status"]
+    students = sorted([*EXPECTED, ABSENT])
+    assert [(r["student_id"], r["assignment"]) for r in rows] == [(s, a) for s in students
+                                                                  for a in (UNSUBMITTED, "toy")]
+    by_key = {(r["student_id"], r["assignment"]): r for r in rows}
+    for student, (status, score, _, _) in EXPECTED.items():
+        row = by_key[(student, "toy")]
+        assert float(row["score"]) == float(row["raw_score"]) == score and row["max_score"] == "5.0", row
+        if status == classroom.NOT_GRADED:
+            assert row["status"] == f"not graded: {graded['report'][student]['reason']}", row
+        else:
+            assert row["status"] == "graded", row
+    assert by_key[("corrupt_points", "toy")]["status"] == \
+        "not graded: nbgrader failed: ValueError: could not convert string to float: 'three'"
+    assert by_key[("renamed", "toy")]["status"].startswith("not graded: toy.ipynb missing (found: toy-Copy1.ipynb)")
+    for student in students:
+        row = by_key[(student, UNSUBMITTED)]
+        assert row["status"] == "not submitted" and row["duedate"] == "2026-01-15 12:00:00", row
+        assert row["raw_score"] == row["late_submission_penalty"] == row["score"] == row["timestamp"] == "", row
+    absent = by_key[(ABSENT, "toy")]
+    assert (absent["status"], absent["score"], absent["max_score"]) == ("not submitted", "", "5.0"), absent
+    assert (absent["last_name"], absent["first_name"], absent["email"]) == ("Doe", "Ann", "ann.doe@example.org")
+
+
+def test_grades_say_when_a_submission_was_not_autograded_yet(graded):
+    """A notebook handed in after the last autograde run: not graded yet, no score (not a 0, not "not submitted");
+    the alias `export` writes the same file."""
+    course = graded["course"]
+    folder = course / "submitted" / "newcomer" / "toy"
+    folder.mkdir(parents=True)
+    try:
+        shutil.copy(course / "submitted" / "good1" / "toy" / "toy.ipynb", folder / "toy.ipynb")
+        _, rows = _grades(graded, "grades_newcomer.csv")
+        target = course / "export" / "grades_alias.csv"
+        assert classroom.main(["export", "--course", str(course), "--to", str(target)]) == 0
+        assert target.read_text() == (course / "export" / "grades_newcomer.csv").read_text()
+    finally:
+        shutil.rmtree(folder.parent)
+    by_key = {(r["student_id"], r["assignment"]): r for r in rows}
+    assert by_key[("newcomer", "toy")]["status"] == "not graded: not autograded yet"
+    assert by_key[("newcomer", "toy")]["score"] == ""
+    assert by_key[("newcomer", UNSUBMITTED)]["status"] == "not submitted"
 
 
 def test_grading_one_student_again_leaves_the_others_intact(graded):
@@ -672,3 +878,79 @@ def test_engine_scores_test_cells_without_running_them(slot, toy_registry):
     assert "[toy-negatives-zeroed]" in report and "never run" not in report
     assert nb.cells[3].outputs[-1].data["text/plain"] == "1.0"  # nbgrader's partial credit
     assert nb.cells[5].outputs[-1].data["text/plain"] == "3.0"
+
+
+# Clean reports: the unit parts
+
+
+def test_path_scrubber_shortens_library_files_and_hides_the_machines_folders(tmp_path):
+    import sysconfig
+
+    course = tmp_path / "course"
+    scrub = ext.PathScrubber([course])
+    purelib = sysconfig.get_paths()["purelib"]
+    stdlib = sysconfig.get_paths()["stdlib"]
+    assert scrub(f"{purelib}/numpy/_core/_methods.py:142: RuntimeWarning: x") == \
+        "numpy/_core/_methods.py:142: RuntimeWarning: x"
+    assert scrub(f'  File "{stdlib}/json/decoder.py", line 3') == '  File "json/decoder.py", line 3'
+    assert scrub(f"{sys.prefix}/bin/python") == "<python>/bin/python"
+    assert scrub(f"open {course}/submitted/x") == "open <course>/submitted/x"
+    assert scrub(f"{ROOT}/grader/engine.py") in ("<course>/grader/engine.py", "grader/engine.py")  # (on sys.path)
+    assert scrub(f"{course}frame/x") == f"{course}frame/x"  # whole path components only
+    assert scrub(os.path.expanduser("~") + "/notes.txt") == "~/notes.txt"
+    assert scrub("/tmp/grader-scratch-a1b2_c/data.npy") == "/scratch/data.npy"  # a worker without the sandbox
+    assert scrub("/usr/bin/env and /scratch/mine") == "/usr/bin/env and /scratch/mine"  # not the instructor's
+    out = new_output("error", ename="OSError", evalue=f"{course}/x", traceback=[f"OSError: {course}/x"])
+    assert scrub.output(out).traceback == ["OSError: <course>/x"] and out.evalue == "<course>/x"
+
+
+def test_hide_hidden_tests_scrubs_paths_in_the_feedback():
+    nb = new_notebook(cells=[new_code_cell("x", outputs=[
+        new_output("stream", name="stderr", text=f"{sys.prefix}/lib/site.py:1: UserWarning: w\n")])])
+    nb, _ = ext.HideHiddenTests().preprocess(nb, {})
+    assert sys.prefix not in nb.cells[0].outputs[0].text
+
+
+def test_log_notes_name_what_nbgrader_put_back_in_which_notebook():
+    lines = ["[INFO] Sanitizing /c/submitted/s/toy/toy.ipynb",
+             "[WARNING] Attribute 'checksum' for cell test_square has changed! (should be: 1ab, got: 2cd)",
+             "[WARNING] Attribute 'points' for cell test_cube has changed! (should be: 3.0, got: 30.0)",
+             "[WARNING] Cell 'mine' does not exist in the database",
+             "[WARNING] Removing existing assignment: /c/autograded/s/toy"]
+    assert classroom.log_notes(lines) == [
+        "toy.ipynb: locked cell test_square edited: the original was put back",
+        "toy.ipynb: cell test_cube: points changed from 3.0 to 30.0: set back to 3.0",
+        "toy.ipynb: cell mine is not a cell of the assignment: run as an ordinary cell"]
+    assert classroom.log_notes(["[WARNING] Removing existing assignment: /c/autograded/s/toy"]) == []
+
+
+def test_failure_reason_names_the_cause_not_nbgraders_wrapper():
+    lines = ["[ERROR] There was an error processing assignment: /c/submitted/s/toy",
+             "[ERROR] Traceback (most recent call last):\n  File \"/x/overwritecells.py\", line 225\n"
+             "ValueError: could not convert string to float: 'three'\n",
+             "[ERROR] Please see the the above traceback for details on the specific errors on the above failures.",
+             "nbgrader.apps.baseapp.NbGraderException: Please see the the above traceback for details"]
+    assert classroom.failure_reason(lines, None) == \
+        "nbgrader failed: ValueError: could not convert string to float: 'three'"
+    assert classroom.failure_reason(lines[-1:], None) == \
+        "nbgrader failed: NbGraderException: Please see the the above traceback for details"
+
+
+def test_the_course_notebooks_locked_cells_keep_their_checksum_when_released():
+    """nbgrader warns "Attribute 'checksum' ... has changed" for every locked cell of every submission whose released
+    source differs from the source version's: generate_assignment stores the checksum before ClearHiddenTests and
+    releases the cell after it. That was the course's warning for every test cell while the sources held hidden
+    test regions; the grader draws the hidden cases itself now, and no locked cell may hold one again."""
+    from nbgrader import utils
+    from nbgrader.preprocessors import ClearHiddenTests, ComputeChecksums
+
+    sources = sorted((ROOT / "assignments" / "source").glob("*/*.ipynb"))
+    assert sources
+    for path in sources:
+        nb = nbformat.read(path, as_version=4)
+        stored, _ = ComputeChecksums().preprocess(copy.deepcopy(nb), {})
+        released, _ = ComputeChecksums().preprocess(ClearHiddenTests().preprocess(copy.deepcopy(nb), {})[0], {})
+        for before, after in zip(stored.cells, released.cells):
+            if utils.is_locked(before):
+                assert utils.compute_checksum(after) == before.metadata.nbgrader["checksum"], \
+                    (path.name, before.metadata.nbgrader["grade_id"])
