@@ -68,4 +68,4 @@ feedback: $(STAMP)
 	$(BIN)/python -m grader.classroom feedback --course $(COURSE) $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
 
 grades: $(STAMP)
-	$(BIN)/python -m grader.classroom export --course $(COURSE)
+	$(BIN)/python -m grader.classroom grades --course $(COURSE)
