@@ -11,7 +11,15 @@ notebook, endless loop, a loop that swallows the interrupt, crashing code, 50 MB
 (patched numpy, reading the course files, a fork bomb, a network connection, killing the parent, ...), 25 with a
 mistake of the library (drawn with a fixed seed), the rest correct.
 
+The grader's automatic diagnosis (grader/diagnosis.py: when no mistake of the library matches, a search over the
+single-edit mutants of the solution) is on, as in `make autograde`; --no-diagnosis switches it off.
+--diagnosis-overhead grades one class twice, on two copies of one course with the same submissions, without and then
+with the diagnosis, and prints both times and their ratio; its class has every other mistaken submission of a2 and
+a3 drawn from the twelve mistakes the library does not list (tests/unlisted_mistakes.py), so that the search runs to
+its end where it finds nothing and is not cut short by the library.
+
     .venv/bin/python bench/autograde_speed.py [--class-size 100] [--jobs 2] [--out book/data/autograde_speed.json]
+    .venv/bin/python bench/autograde_speed.py --diagnosis-overhead [--class-size 100] [--jobs 2]
 """
 
 import argparse
@@ -32,8 +40,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import nbgrader_course as nc  # noqa: E402
+import unlisted_mistakes  # noqa: E402
 
-from grader import classroom  # noqa: E402
+from grader import classroom, secret  # noqa: E402
 from grader.sandbox import Pool  # noqa: E402
 
 BROKEN = {
@@ -108,6 +117,18 @@ def _timed(grade_one):
 
 classroom.autograde_one = _timed(classroom.autograde_one)
 
+DIAGNOSIS = {"on": True}  # SandboxExecute.diagnosis for the gradings of this run
+_course_overrides = classroom.overrides
+
+
+def _overrides(options):
+    config = _course_overrides(options)
+    config.SandboxExecute.diagnosis = DIAGNOSIS["on"]
+    return config
+
+
+classroom.overrides = _overrides
+
 
 def grade(course, pool, jobs, assignments=nc.ASSIGNMENTS):
     start = time.perf_counter()
@@ -144,11 +165,22 @@ def stock_one_student(course, repeats):
     return walls
 
 
-def a_class(course, size, pool, jobs, seed=0):
+def with_unlisted(nb, mistake):
+    """The notebook with the solution cell of the mistake's function replaced by the mistaken function."""
+    nb = nc.nbformat.from_dict(nb)
+    cells = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == mistake.function]
+    assert len(cells) == 1, mistake.function
+    cells[0].source = mistake.code.strip() + "\n"
+    return nb
+
+
+def a_class(course, size, pool, jobs, seed=0, unlisted=False):
+    """Submit a class and grade it. unlisted: every other mistaken submission of an assignment that has them carries
+    one of tests/unlisted_mistakes.py instead of one of the library."""
     rng = random.Random(seed)
     perfect = {a: nc.perfect_student(nc.source_notebook(course, a)) for a in nc.ASSIGNMENTS}
     injections = {a: nc.load_injections(a) for a in nc.ASSIGNMENTS}
-    kinds = {}
+    kinds, mistaken = {}, {}
     broken, attacks = list(BROKEN), list(ATTACKS)
     n_broken, n_attack, n_wrong = size // 10, size // 10, size // 4
     for k in range(size):
@@ -165,8 +197,15 @@ def a_class(course, size, pool, jobs, seed=0):
             nc.nbformat.write(nb, path)
         elif k < n_broken + n_attack + n_wrong:
             mistake_id, grade_id, old, new, _ = rng.choice(injections[a])
-            kind = f"mistake {mistake_id}"
-            nc.submit(course, student, a, nc.with_injection(perfect[a], grade_id, old, new))
+            others = [u for u in unlisted_mistakes.UNLISTED if u.assignment == a]
+            mistaken[a] = mistaken.get(a, 0) + 1
+            if unlisted and others and mistaken[a] % 2:  # the first, third, ... of the assignment
+                u = rng.choice(others)
+                kind = f"mistake {u.id} (unlisted)"
+                nc.submit(course, student, a, with_unlisted(perfect[a], u))
+            else:
+                kind = f"mistake {mistake_id}"
+                nc.submit(course, student, a, nc.with_injection(perfect[a], grade_id, old, new))
         else:
             kind = "correct"
             nc.submit(course, student, a, perfect[a])
@@ -193,6 +232,34 @@ def report_class(wall, kinds, outcomes):
     return counts
 
 
+def diagnosis_overhead(size, jobs, seed=0, rounds=2):
+    """The same class graded without and with the diagnosis, in the order off, on, on, off, ... (`rounds` pairs, so
+    that neither side always goes first on a warming machine), each time on a fresh copy of one course (same secret,
+    same submissions) on one warm pool. Prints the mean wall time of each side and their ratio, and how many graded
+    notebooks name a mutant (none without the diagnosis)."""
+    walls = {False: [], True: []}
+    with tempfile.TemporaryDirectory() as tmp, Pool(jobs) as pool:
+        course = new_course(tmp)
+        secret.load(course)  # one secret for all copies: the same hidden cases
+        order = [on for k in range(rounds) for on in ((False, True) if k % 2 == 0 else (True, False))]
+        for run, on in enumerate(order):
+            copy = pathlib.Path(tmp) / f"run-{run}"
+            shutil.copytree(course, copy)
+            DIAGNOSIS["on"] = on
+            TIMES.clear()
+            print(f"-- run {run + 1} of {len(order)}: diagnosis {'on' if on else 'off'}")
+            wall, kinds, outcomes = a_class(copy, size, pool, jobs, seed=seed, unlisted=True)
+            report_class(wall, kinds, outcomes)
+            named = sum("Likely mistake [auto-" in p.read_text() for p in (copy / "autograded").rglob("*.ipynb"))
+            print(f"   graded notebooks naming a mutant: {named}")
+            walls[on].append(wall)
+    off, on = statistics.mean(walls[False]), statistics.mean(walls[True])
+    print(f"diagnosis overhead on a class with mistakes: {off:.1f} s without (runs: "
+          f"{', '.join(f'{w:.1f}' for w in walls[False])}), {on:.1f} s with (runs: "
+          f"{', '.join(f'{w:.1f}' for w in walls[True])}); ratio {on / off:.3f}")
+    return walls
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--class-size", type=int, default=100, help="submissions in the class")
@@ -200,7 +267,16 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="runs of the one-student case")
     parser.add_argument("--class-only", action="store_true", help="skip the one-student case and its peer")
     parser.add_argument("--out", type=pathlib.Path, default=None, help="write the results as JSON here")
+    parser.add_argument("--no-diagnosis", action="store_true", help="grade without the automatic diagnosis")
+    parser.add_argument("--diagnosis-overhead", action="store_true",
+                        help="only grade a class with mistakes without and with the diagnosis, and compare")
+    parser.add_argument("--rounds", type=int, default=2, help="pairs of runs (off, on) of --diagnosis-overhead")
     args = parser.parse_args()
+    DIAGNOSIS["on"] = not args.no_diagnosis
+    if args.diagnosis_overhead:
+        if args.out or args.class_only or args.no_diagnosis:
+            parser.error("--diagnosis-overhead runs alone")
+        return diagnosis_overhead(args.class_size, args.jobs, rounds=args.rounds)
     if args.class_only and args.out:
         parser.error("--out needs the one-student case: leave out --class-only")
     with tempfile.TemporaryDirectory() as tmp, Pool(args.jobs) as pool:
