@@ -365,3 +365,35 @@ def perplexity(mean_nats):
     """exp(L) for the mean cross-entropy L in nats per token: the geometric mean of 1 / p(correct token),
     2**(bits per token). A uniform guess among K tokens has perplexity exactly K."""
     return np.exp(np.asarray(mean_nats, dtype=np.float64))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# A model given by a table, for small demonstrations
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class PrefixModel:
+    """A step function whose next-token distribution is any function of the whole prefix generated so far.
+
+    probs(prefix) -> (V,) probabilities, for prefix a tuple of token ids (bos excluded). The state is the prefix,
+    an (N, max_len) integer array padded with -1: use initial_state(N). For demonstrations and tests of search
+    algorithms on models small enough to enumerate.
+    """
+
+    def __init__(self, probs, bos, max_len=16):
+        self.probs, self.bos, self.max_len = probs, bos, max_len
+
+    def initial_state(self, n=1):
+        return np.full((n, self.max_len), -1, dtype=np.int64)
+
+    def __call__(self, tokens, prefix):
+        prefix = prefix.copy()
+        for r, y in enumerate(tokens):
+            if y != self.bos:
+                free = np.flatnonzero(prefix[r] < 0)
+                if len(free) == 0:
+                    raise ValueError(f"PrefixModel: a prefix is longer than max_len={self.max_len}")
+                prefix[r, free[0]] = y
+        p = np.array([self.probs(tuple(int(v) for v in row if v >= 0)) for row in prefix], dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            return np.log(p), prefix

@@ -310,3 +310,13 @@ def test_language_model_metrics():
     assert np.isclose(dec.perplexity(nats), np.prod(p ** (-1 / len(p))))  # geometric mean of 1/p
     assert np.isclose(dec.perplexity(np.log(37)), 37)  # uniform over 37 tokens
     assert np.isclose(2 ** dec.nats_to_bits(nats), dec.perplexity(nats))
+
+
+def test_prefix_model_is_the_table_model():
+    model = dec.PrefixModel(counterexample_probs, bos=BOS, max_len=8)
+    table = Table(counterexample_probs, V=4)
+    for K in (1, 2, 3):
+        a = dec.beam_search(model, model.initial_state(1), BOS, EOS, 5, K)
+        b = dec.beam_search(table, table.init(1), BOS, EOS, 5, K)
+        np.testing.assert_array_equal(a.tokens[0], b.tokens[0])
+        assert np.isclose(a.logp[0], b.logp[0])
