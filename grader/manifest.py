@@ -105,7 +105,7 @@ def _entry(raw, where, source):
 
 
 @functools.lru_cache(maxsize=None)
-def _load(manifest, source):
+def _load(manifest, source, _mtime):
     manifest = pathlib.Path(manifest)
     try:
         data = tomllib.loads(manifest.read_text(encoding="utf-8"))
@@ -128,7 +128,12 @@ def _load(manifest, source):
 def assignments(manifest=None, source=None):
     """The manifest's assignments, in its order. source: another course's source/ folder (default: beside the
     manifest)."""
-    return _load(str(manifest or path()), str(source) if source else None)
+    manifest = pathlib.Path(manifest or path())
+    try:
+        mtime = manifest.stat().st_mtime_ns  # a manifest changed on disk is read again
+    except OSError:
+        mtime = None
+    return _load(str(manifest), str(source) if source else None, mtime)
 
 
 def ids(manifest=None):
@@ -141,6 +146,21 @@ def get(assignment_id, manifest=None, source=None):
             return a
     raise ManifestError(f"no assignment {assignment_id!r} in {manifest or path()}; known: "
                         f"{', '.join(ids(manifest))}")
+
+
+def of_course(root):
+    """The manifest of a course folder (<root>/manifest.toml): the grader scores a course's notebooks with the checks
+    its own manifest names."""
+    found = pathlib.Path(root) / "manifest.toml"
+    if not found.is_file():
+        raise ManifestError(f"the course folder {root} has no manifest.toml: the list of its assignments and their "
+                            "checks (the course's own is assignments/manifest.toml)")
+    return found
+
+
+def course_assignment(root, assignment_id):
+    """The manifest entry of one assignment of a course folder."""
+    return get(assignment_id, of_course(root), pathlib.Path(root) / "source")
 
 
 def registry(assignment_id, manifest=None):

@@ -39,7 +39,6 @@ from __future__ import annotations
 import ast
 import csv
 import dataclasses
-import importlib
 import inspect
 import io
 import json
@@ -47,6 +46,8 @@ import pathlib
 import re
 import textwrap
 import warnings
+
+from . import manifest
 
 REPORT_NAME = "similarity_report.csv"
 REPORT_FIELDS = ("assignment", "student", "matched_with", "functions", "similarity", "details")
@@ -177,9 +178,8 @@ def notebook_functions(nb, names, solution_only=True):
 # What is compared
 
 
-def graded_names(assignment, checks_package="course_pkg.checks"):
+def graded_names(registry):
     """{graded function name: its reference function} of an assignment (its REGISTRY's specs)."""
-    registry = importlib.import_module(f"{checks_package}.{assignment}").REGISTRY
     return {spec.name: spec.reference for spec in registry.specs.values()}
 
 
@@ -269,13 +269,13 @@ def _chapter_order(item):
     return (int(match.group(1)) if match else 10**6, item[0])
 
 
-def assignment_findings(course_root, assignment, students, checks_package="course_pkg.checks", book=BOOK,
+def assignment_findings(course_root, assignment, students, registry=None, book=BOOK,
                         threshold=THRESHOLD, folder=None):
     """The findings of one assignment over these students' submitted notebooks (read only). folder(kind, student)
     is the course's folder of a kind ("release", "submitted"); default <course_root>/<kind>/[<student>/]<assignment>."""
     course_root = pathlib.Path(course_root)
     folder = folder or (lambda kind, student=".": course_root / kind / student / assignment)
-    references = graded_names(assignment, checks_package)
+    references = graded_names(registry or manifest.registry(assignment))
     names = set(references)
     release = sorted(pathlib.Path(folder("release")).glob("*.ipynb"))
     boilerplate = {}
@@ -333,7 +333,6 @@ def flag_in_gradebook(course, findings):
 def run(course, outcomes, book=BOOK, threshold=THRESHOLD):
     """Compare the graded submissions among these outcomes; write the report, flag the gradebook; return the
     summary line."""
-    checks_package = course.config.SandboxExecute.get("checks_package", "course_pkg.checks")
     by_assignment = {}
     for o in outcomes:
         by_assignment.setdefault(o.assignment, [])
@@ -342,9 +341,10 @@ def run(course, outcomes, book=BOOK, threshold=THRESHOLD):
     findings, skipped = [], []
     for assignment, students in sorted(by_assignment.items()):
         try:
-            findings += assignment_findings(course.root, assignment, sorted(students), checks_package, book,
+            registry = manifest.course_assignment(course.root, assignment).registry
+            findings += assignment_findings(course.root, assignment, sorted(students), registry, book,
                                             threshold, lambda kind, student=".": course.path(kind, student, assignment))
-        except ImportError:
+        except manifest.ManifestError:
             skipped.append(assignment)
     path = write_report(course.path("autograded"), findings, [a for a in by_assignment if a not in skipped])
     flag_in_gradebook(course, findings)

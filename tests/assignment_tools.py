@@ -16,6 +16,7 @@ import re
 
 import nbformat
 
+from grader import manifest
 from grader.manifest import registry
 from grader import scoring, secret
 
@@ -26,7 +27,8 @@ SOURCE = ROOT / "assignments" / "source"
 
 
 def load(assignment):
-    return nbformat.read(SOURCE / assignment / f"{assignment}.ipynb", as_version=4)
+    """The source notebook of an assignment of the manifest (COURSE_MANIFEST: another manifest's)."""
+    return nbformat.read(manifest.get(assignment).notebook_path, as_version=4)
 
 
 def nbgrader_meta(cell):
@@ -114,9 +116,9 @@ def namespace_after(nb):
     return ns
 
 
-def run_in_process(nb, skip=lambda cell: False):
+def run_in_process(nb, skip=lambda cell: False, assignment=None):
     """grade_id -> CellRun for every autograded test cell; other cells just run (skip(cell) True: not run)."""
-    assignment = nb.metadata.get("course_assignment") or _assignment_of(nb)
+    assignment = assignment or nb.metadata.get("course_assignment") or _assignment_of(nb)
     checks = registry(assignment)
     ns = {"__name__": "__main__"}
     results = {}

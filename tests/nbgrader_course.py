@@ -20,22 +20,23 @@ import sys
 import nbformat
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-from grader.manifest import ids
+from grader import manifest
 
-ASSIGNMENTS = tuple(ids())  # assignments/manifest.toml: the one list of the assignments
+ASSIGNMENTS = tuple(manifest.ids())  # assignments/manifest.toml: the one list of the assignments
 BIN = pathlib.Path(sys.executable).parent
 
 _MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", re.M)
 
 
 def make_course(dest):
-    """Copy assignments/ (config and sources only) to dest; return dest as a Path."""
+    """A course folder at dest with the course's config, its manifest and the sources of the manifest's assignments
+    (COURSE_MANIFEST: another manifest, whose sources sit beside it); return dest as a Path."""
     dest = pathlib.Path(dest)
     (dest / "source").mkdir(parents=True)
     shutil.copy(ROOT / "assignments" / "nbgrader_config.py", dest / "nbgrader_config.py")
-    for a in ASSIGNMENTS:
-        shutil.copytree(ROOT / "assignments" / "source" / a, dest / "source" / a,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copy(manifest.path(), dest / "manifest.toml")
+    for a in manifest.assignments():
+        shutil.copytree(a.source / a.id, dest / "source" / a.id, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     return dest
 
 
@@ -68,9 +69,12 @@ def perfect_student(source_nb):
 
 
 def load_injections(assignment):
-    """INJECTIONS of tests/injections_<assignment>.py: (mistake_id, grade_id, old, new, {test_id: score}); a score
-    that depends on the hidden cases is an object with score(seed_for) (see expected_score)."""
+    """INJECTIONS of tests/injections_<assignment>.py, if there is one: (mistake_id, grade_id, old, new,
+    {test_id: score}); a score that depends on the hidden cases is an object with score(seed_for) (see
+    expected_score)."""
     path = ROOT / "tests" / f"injections_{assignment}.py"
+    if not path.exists():  # an assignment may come without a table of injected mistakes
+        return []
     spec = importlib.util.spec_from_file_location(f"injections_{assignment}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -359,7 +359,7 @@ def _candidate(kind):
         b_rec = b[1, cols] if reset_after else 0
         if kind == "reset-before":  # reset_after=False's recurrent term, with the recurrent bias added
             a = a + (r * h_prev) @ U_h + b_rec
-        elif kind == "reset-after" or (kind == "rec-bias-ignored" and reset_after):
+        elif (kind == "reset-after" and not reset_after) or (kind == "rec-bias-ignored" and reset_after):
             a = a + r * (h_prev @ U_h)
         elif kind == "bias-outside" and reset_after:
             a = a + r * (h_prev @ U_h) + b_rec
