@@ -1,0 +1,265 @@
+"""Part 3's sweep: LSTM and GRU encoder-decoders, without and with attention, on numbers written in words.
+
+Every model is course_pkg.seq2seq (numpy), trained on course_pkg.seq_tasks' task (English number words -> digits,
+1 to 12 digits, drawn fresh for every batch) with Adam and gradient clipping by global norm, the same number of
+updates and the same stream of batches for every model of a seed. Measured on a fixed test set of 100 numbers per
+number of digits:
+
+- exact-match accuracy of greedy decoding against the number of digits (the input length), during training and at
+  the end: chapters 14 (without attention) and 16 (with and without);
+- at the end: the accuracy per token with teacher forcing (each step given the true previous digit) and free
+  running (each step given the model's own previous digit), chapter 14; accuracy, mean log-probability and output
+  length by beam width, chapter 15;
+- scheduled sampling (Bengio et al. 2015): the same models trained with the reference token replaced by the model's
+  own sampled token with a probability that grows during training, chapter 14.
+
+The learning rate of each (cell, attention) is chosen first, in a short study on a validation set drawn apart from
+the test set (its exact-match accuracy after `study_updates` updates, seed `study_seed`), so the test numbers the
+book reports played no part in choosing it. One BLAS thread and seeded data make a run deterministic: re-running the
+first updates of a committed run reproduces its first training losses (tests/test_seq2seq_sweep.py checks that).
+
+    python bench/seq2seq_sweep.py --full          # the committed data, book/data/seq2seq_sweep.json (~1-2 h)
+    python bench/seq2seq_sweep.py                 # a quick reduced run, printed only
+
+The JSON holds "config", "environment", "study" (the learning-rate study's runs) and "runs", one record per (cell,
+attention, training, seed) with the curve (exact match every eval_every updates, update 0 included), the mean
+training loss per window, the training loss of each of the first `head` updates, and the final measurements.
+Partial results are written after every run, and --full resumes from them.
+"""
+
+import os
+
+os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before numpy: small products, a shared 2-core machine, determinism
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from course_pkg import decoding as dec
+from course_pkg import seq2seq as s2s
+from course_pkg import seq_tasks as st
+from course_pkg.optim import Adam, clip_by_global_norm
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "book" / "data" / "seq2seq_sweep.json"
+
+FULL = {
+    "D": 32, "H": 64, "A": 64, "batch": 64, "digits": [1, 12], "clip": 5.0,
+    "updates": 4000, "eval_every": 500, "head": 20,
+    "test_per_digit": 100, "test_seed": 12345, "val_size": 600, "val_seed": 54321,
+    "beam_widths": [1, 2, 3, 5, 10], "length_penalty": [0.0, 1.0],
+    "study_lrs": [0.001, 0.003, 0.01], "study_updates": 1000, "study_seed": 100,
+    "models": [["lstm", None], ["gru", None], ["lstm", "additive"], ["gru", "additive"]],
+    "seeds": [0, 1],
+    # scheduled sampling: the probability of feeding the reference token at update i is k / (k + exp(i / k))
+    # (Bengio et al.'s inverse sigmoid decay); the model's own token is sampled from its distribution
+    "scheduled": {"models": [["lstm", None]], "k": 500},
+}
+
+QUICK = {**FULL, "updates": 60, "eval_every": 30, "head": 5, "test_per_digit": 5, "val_size": 30,
+         "beam_widths": [1, 2], "study_lrs": [0.003], "study_updates": 20, "seeds": [0],
+         "models": [["lstm", None], ["gru", "additive"]], "scheduled": {"models": [["lstm", None]], "k": 10}}
+
+
+def sig(v, digits=8):
+    return float(f"{float(v):.{digits}g}")
+
+
+def test_set(cfg):
+    """100 numbers (test_per_digit) of each number of digits, fixed by test_seed."""
+    rng = np.random.default_rng(cfg["test_seed"])
+    low, high = cfg["digits"]
+    return [pair for d in range(low, high + 1) for pair in st.numbers_pairs(cfg["test_per_digit"], d, rng)]
+
+
+def val_set(cfg):
+    return st.numbers_pairs(cfg["val_size"], tuple(cfg["digits"]), seed=cfg["val_seed"])
+
+
+def exact_match(params, pairs, cfg, chunk=600):
+    """Greedy decoding of every pair: (B,) bool, the output equals the digits exactly."""
+    ok = []
+    for i in range(0, len(pairs), chunk):
+        part = pairs[i : i + chunk]
+        src, src_len, _, _ = st.encode_pairs(part)
+        g = dec.greedy_decode(s2s.decoding_step(params), s2s.decoding_start(params, src, src_len), st.BOS, st.EOS,
+                              cfg["digits"][1] + 2)
+        ok += [f and st.TGT_VOCAB.decode(s) == t for s, f, (_, t) in zip(g.tokens, g.finished, part)]
+    return np.array(ok)
+
+
+def by_digits(values, pairs, cfg):
+    nd = np.array([len(t) for _, t in pairs])
+    low, high = cfg["digits"]
+    return [sig(np.mean(values[nd == d])) for d in range(low, high + 1)]
+
+
+def teacher_probability(i, k):
+    return k / (k + np.exp(min(i / k, 700.0)))
+
+
+def train_run(cell, attention, seed, lr, cfg, training="teacher", updates=None, evaluate=True, log=print):
+    """Train one model; return its record (and the parameters)."""
+    updates = cfg["updates"] if updates is None else updates
+    params = s2s.init_seq2seq(len(st.SRC_VOCAB), len(st.TGT_VOCAB), cfg["D"], cfg["H"], cell, attention,
+                              A=cfg["A"], seed=seed)
+    opt = Adam(params, lr)
+    data_rng = np.random.default_rng([seed, 1])  # the batches: the same for every model of this seed
+    feed_rng = np.random.default_rng([seed, 2])
+    tests = test_set(cfg) if evaluate else None
+    curve, window, losses, head = [], [], [], []
+    t0 = time.perf_counter()
+    if evaluate:
+        curve.append({"update": 0, "exact": sig(exact_match(params, tests, cfg).mean())})
+    for i in range(updates):
+        src, src_len, tgt, tgt_len = st.encode_pairs(st.numbers_pairs(cfg["batch"], tuple(cfg["digits"]), data_rng))
+        feed = None
+        if training == "scheduled":
+            feed = feed_rng.random(tgt.shape) >= teacher_probability(i, cfg["scheduled"]["k"])
+        loss, cache = s2s.seq2seq_forward(params, src, src_len, tgt, tgt_len, feed=feed, sample=True, seed=feed_rng)
+        grads, _ = clip_by_global_norm(s2s.seq2seq_backward(cache), cfg["clip"])
+        opt.step(grads)
+        window.append(loss)
+        if len(head) < cfg["head"]:
+            head.append(sig(loss))
+        if evaluate and (i + 1) % cfg["eval_every"] == 0:
+            acc = exact_match(params, tests, cfg).mean()
+            curve.append({"update": i + 1, "exact": sig(acc)})
+            losses.append(sig(np.mean(window)))
+            window = []
+            log(f"  {cell} {attention} {training} seed {seed} lr {lr}: update {i + 1}, loss {losses[-1]:.4f}, "
+                f"exact {acc:.3f} ({time.perf_counter() - t0:.0f} s)")
+    record = {"cell": cell, "attention": attention, "training": training, "seed": seed, "lr": lr,
+              "updates": updates, "head": head, "curve": curve, "train_loss": losses,
+              "seconds": round(time.perf_counter() - t0, 1)}
+    return record, params
+
+
+def final_measurements(params, cfg):
+    """Exact match by digits (greedy), token accuracy teacher-forced and free-running, beam widths."""
+    tests = test_set(cfg)
+    ok = exact_match(params, tests, cfg)
+    src, src_len, tgt, tgt_len = st.encode_pairs(tests)
+    tmask = np.arange(tgt.shape[1])[None, :] < tgt_len[:, None]
+    out = {"exact_by_digits": by_digits(ok, tests, cfg), "exact": sig(ok.mean())}
+    for name, feed in (("teacher", None), ("free", "free")):
+        loss, cache = s2s.seq2seq_forward(params, src, src_len, tgt, tgt_len, feed=feed)
+        right = (np.argmax(cache["logits"], axis=-1) == tgt) & tmask
+        out[f"token_acc_{name}"] = sig(right.sum() / tmask.sum())
+        out[f"loss_{name}"] = sig(loss)
+        out[f"token_acc_{name}_by_digits"] = by_digits(right.sum(1) / tmask.sum(1), tests, cfg)
+    state = s2s.decoding_start(params, src, src_len)
+    beams = []
+    for alpha in cfg["length_penalty"]:
+        for K in cfg["beam_widths"]:
+            res = dec.beam_search(s2s.decoding_step(params), state, st.BOS, st.EOS, cfg["digits"][1] + 2, K,
+                                  length_penalty=alpha)
+            right = np.array([f and st.TGT_VOCAB.decode(s) == t for s, f, (_, t) in zip(res.tokens, res.finished,
+                                                                                       tests)])
+            beams.append({"width": K, "length_penalty": alpha, "exact": sig(right.mean()),
+                          "mean_logp": sig(res.logp.mean()),
+                          "mean_length": sig(np.mean([len(s) for s in res.tokens])),
+                          "exact_by_digits": by_digits(right, tests, cfg)})
+    ref = dec.sequence_logp(s2s.decoding_step(params), state, st.BOS, st.EOS,
+                            [st.TGT_VOCAB.encode(list(t)) for _, t in tests])
+    out["reference_mean_logp"] = sig(ref.mean())
+    out["beams"] = beams
+    return out
+
+
+def study(cfg, log, done):
+    """The learning-rate study: exact match on the validation set after study_updates updates."""
+    records = []
+    val = val_set(cfg)
+    for cell, attention in cfg["models"]:
+        for lr in cfg["study_lrs"]:
+            key = (cell, attention, lr)
+            if key in done:
+                records.append(done[key])
+                continue
+            rec, params = train_run(cell, attention, cfg["study_seed"], lr, cfg, updates=cfg["study_updates"],
+                                    evaluate=False, log=log)
+            rec["val_exact"] = sig(exact_match(params, val, cfg).mean())
+            log(f"study {cell} {attention} lr {lr}: validation exact match {rec['val_exact']:.3f}")
+            records.append(rec)
+            yield records
+    yield records
+
+
+def chosen_lr(study_records, cell, attention):
+    mine = [r for r in study_records if r["cell"] == cell and r["attention"] == attention]
+    return max(mine, key=lambda r: r["val_exact"])["lr"]
+
+
+def run_sweep(cfg, log=print, previous=None, checkpoint=None):
+    t0 = time.perf_counter()
+    previous = previous or {}
+    done_study = {(r["cell"], r["attention"], r["lr"]): r for r in previous.get("study", [])}
+    done_runs = {(r["cell"], r["attention"], r["training"], r["seed"]): r for r in previous.get("runs", [])}
+    result = {"config": cfg, "study": [], "runs": []}
+
+    def save():
+        result["environment"] = environment(time.perf_counter() - t0)
+        if checkpoint is not None:
+            checkpoint(result)
+
+    for records in study(cfg, log, done_study):
+        result["study"] = list(records)
+        save()
+    plan = [(c, a, "teacher", s) for c, a in cfg["models"] for s in cfg["seeds"]]
+    plan += [(c, a, "scheduled", s) for c, a in cfg["scheduled"]["models"] for s in cfg["seeds"]]
+    for cell, attention, training, seed in plan:
+        key = (cell, attention, training, seed)
+        if key in done_runs:
+            result["runs"].append(done_runs[key])
+            continue
+        lr = chosen_lr(result["study"], cell, attention)
+        rec, params = train_run(cell, attention, seed, lr, cfg, training=training, log=log)
+        rec["final"] = final_measurements(params, cfg)
+        log(f"{cell} {attention} {training} seed {seed}: exact {rec['final']['exact']:.3f} "
+            f"by digits {rec['final']['exact_by_digits']}")
+        result["runs"].append(rec)
+        save()
+    save()
+    return result
+
+
+def environment(seconds):
+    return {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
+            "processor": platform.processor(), "seconds": round(seconds, 1)}
+
+
+def write(result, out):
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--full", action="store_true", help="the committed configuration (writes the book's data)")
+    parser.add_argument("--out", type=Path, help=f"JSON to write (default with --full: {DEFAULT_OUT})")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    cfg = FULL if args.full else QUICK
+    out = args.out or (DEFAULT_OUT if args.full else None)
+    previous = None
+    if out is not None and out.is_file():
+        earlier = json.loads(out.read_text())
+        if earlier.get("config") == json.loads(json.dumps(cfg)):
+            previous = earlier
+            print(f"resuming from {out}: {len(earlier['study'])} study runs, {len(earlier['runs'])} runs done")
+    result = run_sweep(cfg, previous=previous, checkpoint=None if out is None else lambda r: write(r, out))
+    print(f"done in {result['environment']['seconds']:.0f} s")
+    if out is not None:
+        write(result, out)
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
