@@ -52,19 +52,12 @@ test_cells.__test__ = False
 
 
 def runs_of(assignment, replace=None):
-    """run_in_process of the solution notebook, with the functions of `replace` (name -> function) put in place of
-    the student's after every cell (as if the student had written them)."""
+    """run_in_process of the solution notebook; with `replace` (name -> function), the test cells scored on the
+    solution's namespace with those functions in place of the student's (as if the student had written them)."""
     key = (assignment.id, tuple(sorted((replace or {}).items(), key=lambda kv: kv[0])))
     if key not in _RUNS:
-        nb = at.load(assignment.id)
-        if replace:
-            nb.cells.append(nb.cells[0].copy())  # a placeholder: the functions are put in by skip() below
-
-        def skip(cell, replace=replace):
-            return False
-
-        runs = at.run_in_process(nb, assignment=assignment.id) if not replace else _run_replaced(assignment, replace)
-        _RUNS[key] = runs
+        _RUNS[key] = (_run_replaced(assignment, replace) if replace else
+                      at.run_in_process(at.load(assignment.id), assignment=assignment.id))
     return _RUNS[key]
 
 
