@@ -35,10 +35,12 @@ import numpy as np
 from . import _checks
 from .attention import additive_attention_backward, additive_attention_forward, dot_attention_backward, \
     dot_attention_forward
-from .gru import gru_step_backward, gru_step_forward
+from ._affine import affine_backward, batch_major, flat
+from .gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
 from .init import glorot_uniform, init_gru, init_lstm
 from .layers import softmax_cross_entropy
-from .lstm import lstm_step_backward, lstm_step_forward
+from .lstm import _cell_backward as _lstm_cell_backward
+from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
 from .seq_tasks import BOS, PAD
 
 CELLS = ("lstm", "gru")
@@ -180,15 +182,16 @@ def _cell_step_backward(cell, dstate, cache):
     return dx, (dh,), dW, dU, db
 
 
-def _zero_state(cell, B, H, dtype):
-    return tuple(np.zeros((B, H), dtype) for _ in range(2 if cell == "lstm" else 1))
-
-
 def encoder_forward(src, src_len, params):
     """Run the encoder over the right-padded source.
 
     src (B, S) ids, src_len (B,). Returns enc (B, S, H) (the hidden state at every position; at padding, the state
     carried from the last real position), the final state (h,) or (h, c), each (B, H), and the cache.
+
+    The recurrence runs over all S positions at once with lstm_forward / gru_forward, padding included: padding lies
+    after each sequence's real positions, so it cannot change the states there, and the final state is read at each
+    sequence's last real position. The states the recurrence computed over the padding are then replaced by the
+    carried state, which is what the masked recurrence of the module's docstring gives.
     """
     fn = "encoder_forward"
     cell, _, H = check_params(fn, params)
@@ -197,17 +200,33 @@ def encoder_forward(src, src_len, params):
     B, S = src.shape
     src_len = _check_lengths(fn, "src_len", src_len, B, S)
     mask = source_mask(src_len, S)
-    dtype = E.dtype
-    state = _zero_state(cell, B, H, dtype)
-    enc = np.empty((B, S, H), dtype)
-    caches = []
-    for j in range(S):
-        new, cache = _cell_step(cell, E[src[:, j]], state, params["W_enc"], params["U_enc"], params["b_enc"])
-        m = mask[:, j, None]
-        state = tuple(np.where(m, n, o) for n, o in zip(new, state))
-        enc[:, j] = state[0]
-        caches.append(cache)
-    return enc, state, {"cell": cell, "src": src, "mask": mask, "caches": caches, "H": H, "V_src": E.shape[0]}
+    x = E[src]
+    h0 = np.zeros((B, H), E.dtype)
+    if cell == "lstm":
+        h, c, rnn_cache = lstm_forward(x, h0, h0, params["W_enc"], params["U_enc"], params["b_enc"])
+    else:
+        h, rnn_cache = gru_forward(x, h0, params["W_enc"], params["U_enc"], params["b_enc"])
+    rows, last = np.arange(B), src_len - 1
+    state = (h[rows, last],) if cell == "gru" else (h[rows, last], c[rows, last])
+    enc = np.where(mask[..., None], h, state[0][:, None, :])
+    return enc, state, {"cell": cell, "src": src, "src_len": src_len, "mask": mask, "rnn_cache": rnn_cache,
+                        "H": H, "V_src": E.shape[0], "dtype": E.dtype}
+
+
+def _lstm_backward_with_dc(dh, dc, cache):
+    """lstm_backward with a gradient dc (B, T, H) reaching the cell state at every position, besides dh."""
+    hs, cs, A, U = cache["hs"], cache["cs"], cache["gates"], cache["U"]
+    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+    dA = np.empty_like(A)
+    dh_carry = np.zeros((B, H), dtype=hs.dtype)
+    dc_carry = np.zeros((B, H), dtype=hs.dtype)
+    for t in reversed(range(T)):
+        dc_carry = _lstm_cell_backward(dh[:, t] + dh_carry, dc_carry + dc[:, t], A[t], cs[t], cache["tanh_cs"][t],
+                                       dA[t])
+        dh_carry = dA[t] @ U.T
+    xs = cache["xs"]
+    dxs, dW, dU, db = affine_backward(flat(xs), flat(hs[:-1]), flat(dA), cache["W"])
+    return batch_major(dxs.reshape(xs.shape)), dW, dU, db
 
 
 def encoder_backward(denc, dstate, cache):
@@ -215,28 +234,24 @@ def encoder_backward(denc, dstate, cache):
 
     Returns a dict of gradients for E_src, W_enc, U_enc, b_enc (E_src's gradient as a dense (V_src, D) array).
     """
-    cell, src, mask, caches = cache["cell"], cache["src"], cache["mask"], cache["caches"]
+    src, mask, H = cache["src"], cache["mask"], cache["H"]
     B, S = src.shape
-    H = cache["H"]
-    dtype = caches[0]["x_t"].dtype
+    dtype = cache["dtype"]
     denc = _checks.check_upstream("encoder_backward", "denc", denc, (B, S, H), "(B, S, H)", dtype)
     dstate = tuple(_checks.check_upstream("encoder_backward", "dstate", d, (B, H), "(B, H)", dtype) for d in dstate)
-    grads = {"W_enc": 0, "U_enc": 0, "b_enc": 0}
-    dX = np.zeros((B, S, caches[0]["x_t"].shape[1]), dtype)
-    for j in reversed(range(S)):
-        m = mask[:, j, None]
-        dstate = (dstate[0] + denc[:, j],) + dstate[1:]
-        d_new = tuple(d * m for d in dstate)  # a padded position passed the state through unchanged
-        dx, d_prev, dW, dU, db = _cell_step_backward(cell, d_new, caches[j])
-        dstate = tuple(dp + d * ~m for dp, d in zip(d_prev, dstate))
-        dX[:, j] = dx
-        grads["W_enc"] += dW
-        grads["U_enc"] += dU
-        grads["b_enc"] += db
-    dE = np.zeros((cache["V_src"], dX.shape[2]), dtype)
-    np.add.at(dE, src, dX)
-    grads["E_src"] = dE
-    return grads
+    rows, last = np.arange(B), cache["src_len"] - 1
+    dh = denc * mask[..., None]  # the real positions' own states
+    # the final state, and the carried copies of it at the padding, are the state at the last real position
+    dh[rows, last] += dstate[0] + (denc * ~mask[..., None]).sum(axis=1)
+    if cache["cell"] == "lstm":
+        dc = np.zeros_like(dh)
+        dc[rows, last] = dstate[1]
+        dx, dW, dU, db = _lstm_backward_with_dc(dh, dc, cache["rnn_cache"])
+    else:
+        dx, _, dW, dU, db = gru_backward(dh, cache["rnn_cache"])
+    dE = np.zeros((cache["V_src"], dx.shape[2]), dtype)
+    np.add.at(dE, src, dx)
+    return {"E_src": dE, "W_enc": dW, "U_enc": dU, "b_enc": db}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -331,6 +346,71 @@ def decoder_step_backward(dlogits, dstate, cache):
 # --------------------------------------------------------------------------------------------------------------------
 
 
+def _decoder_teacher_forward(params, enc, mask, state, tgt_in):
+    """The decoder over all T steps at once, given its inputs tgt_in (B, T) (teacher forcing).
+
+    Luong's arrangement makes this possible: the recurrence reads only the known input tokens, so it runs first
+    (lstm_forward / gru_forward), and the attention of all T steps is then one call with T queries.
+    Returns logits (B, T, V_tgt), alpha (B, T, S) or None, and the cache.
+    """
+    cell, attention = config_of(params)
+    x = params["E_tgt"][tgt_in]
+    if cell == "lstm":
+        h, _, rnn_cache = lstm_forward(x, state[0], state[1], params["W_dec"], params["U_dec"], params["b_dec"])
+    else:
+        h, rnn_cache = gru_forward(x, state[0], params["W_dec"], params["U_dec"], params["b_dec"])
+    cache = {"cell": cell, "attention": attention, "tgt_in": tgt_in, "rnn_cache": rnn_cache, "params": params}
+    alpha = None
+    if attention is None:
+        out = h
+    else:
+        if attention == "additive":
+            ctx, alpha, att_cache = additive_attention_forward(h, enc, enc, params["Wq"], params["Wk"], params["v"],
+                                                               mask=mask)
+        else:
+            ctx, alpha, att_cache = dot_attention_forward(h, enc, enc, params.get("Wa"), 1.0, mask=mask)
+        cat = np.concatenate([ctx, h], axis=2)  # (B, T, 2H)
+        out = np.tanh(cat @ params["W_c"] + params["b_c"])
+        cache.update({"att_cache": att_cache, "cat": cat})
+    cache["out"] = out
+    return out @ params["V"] + params["c"], alpha, cache
+
+
+def _decoder_teacher_backward(dlogits, cache):
+    """Backward pass of _decoder_teacher_forward: (dstate0, denc or None, grads)."""
+    p, out = cache["params"], cache["out"]
+    H = out.shape[2]
+    grads = {"V": flat(out).T @ flat(dlogits), "c": flat(dlogits).sum(axis=0)}
+    dout = dlogits @ p["V"].T
+    denc = None
+    if cache["attention"] is None:
+        dh = dout
+    else:
+        da = dout * (1 - out * out)
+        grads["W_c"] = flat(cache["cat"]).T @ flat(da)
+        grads["b_c"] = flat(da).sum(axis=0)
+        dcat = da @ p["W_c"].T
+        dctx, dh = dcat[..., :H], dcat[..., H:]
+        if cache["attention"] == "additive":
+            dq, dk, dval, grads["Wq"], grads["Wk"], grads["v"] = additive_attention_backward(dctx, cache["att_cache"])
+        else:
+            dq, dk, dval, dWa, _ = dot_attention_backward(dctx, cache["att_cache"])
+            if cache["attention"] == "general":
+                grads["Wa"] = dWa
+        dh = dh + dq
+        denc = dk + dval
+    if cache["cell"] == "lstm":
+        dx, dh0, dc0, grads["W_dec"], grads["U_dec"], grads["b_dec"] = lstm_backward(dh, cache["rnn_cache"])
+        dstate = (dh0, dc0)
+    else:
+        dx, dh0, grads["W_dec"], grads["U_dec"], grads["b_dec"] = gru_backward(dh, cache["rnn_cache"])
+        dstate = (dh0,)
+    dE = np.zeros(p["E_tgt"].shape, dx.dtype)
+    np.add.at(dE, cache["tgt_in"], dx)
+    grads["E_tgt"] = dE
+    return dstate, denc, grads
+
+
 def seq2seq_forward(params, src, src_len, tgt, tgt_len, feed=None, sample=False, seed=None):
     """The loss of the targets given the sources, and what the backward pass needs.
 
@@ -339,6 +419,11 @@ def seq2seq_forward(params, src, src_len, tgt, tgt_len, feed=None, sample=False,
     token from step t-1); or a (B, T) bool array, True where step t receives the model's own token (scheduled
     sampling; column 0 is ignored, step 1 always receives BOS). The model's own token is its argmax, or a sample
     from its distribution if sample=True (seed: an int or a Generator).
+
+    With teacher forcing the decoder's inputs are known in advance, and all T steps are computed at once (the
+    recurrence over the known inputs, then the attention of all steps in one call); otherwise each step waits for
+    the previous step's token, and the decoder runs step by step (decoder_step_forward). Both compute the same
+    function: feed=None and a feed of all False give the same loss.
 
     Returns loss (mean cross-entropy per target token, PAD excluded) and a cache with "logits" (B, T, V_tgt),
     "alpha" (B, T, S) or None, "fed" (B, T), the tokens each step received.
@@ -360,32 +445,37 @@ def seq2seq_forward(params, src, src_len, tgt, tgt_len, feed=None, sample=False,
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     enc, state, enc_cache = encoder_forward(src, src_len, params)
     mask = enc_cache["mask"]
-    logits = np.empty((B, T, params["V"].shape[1]), enc.dtype)
-    alphas = [] if config_of(params)[1] is not None else None
-    fed = np.empty((B, T), dtype=np.int64)
-    caches = []
-    y_prev = np.full(B, BOS, dtype=np.int64)
-    for t in range(T):
-        if t > 0:
-            y_prev = tgt[:, t - 1]
-            if feed is not None and feed[:, t].any():
-                if sample:
-                    p = np.exp(logits[:, t - 1] - logits[:, t - 1].max(axis=1, keepdims=True))
-                    p /= p.sum(axis=1, keepdims=True)
-                    own = (rng.random((B, 1)) > np.cumsum(p, axis=1)).sum(axis=1).clip(max=p.shape[1] - 1)
-                else:
-                    own = np.argmax(logits[:, t - 1], axis=1)
-                y_prev = np.where(feed[:, t], own, y_prev)
-        fed[:, t] = y_prev
-        logits[:, t], state, alpha, cache = decoder_step_forward(y_prev, state, enc, mask, params)
-        if alphas is not None:
-            alphas.append(alpha)
-        caches.append(cache)
+    cache = {"enc_cache": enc_cache, "enc": enc, "shapes": {k: np.shape(v) for k, v in params.items()}}
+    if feed is None:
+        fed = teacher_inputs(tgt)
+        logits, alpha, cache["decoder"] = _decoder_teacher_forward(params, enc, mask, state, fed)
+    else:
+        logits = np.empty((B, T, params["V"].shape[1]), enc.dtype)
+        alphas = [] if config_of(params)[1] is not None else None
+        fed = np.empty((B, T), dtype=np.int64)
+        caches = []
+        y_prev = np.full(B, BOS, dtype=np.int64)
+        for t in range(T):
+            if t > 0:
+                y_prev = tgt[:, t - 1]
+                if feed[:, t].any():
+                    if sample:
+                        p = np.exp(logits[:, t - 1] - logits[:, t - 1].max(axis=1, keepdims=True))
+                        p /= p.sum(axis=1, keepdims=True)
+                        own = (rng.random((B, 1)) > np.cumsum(p, axis=1)).sum(axis=1).clip(max=p.shape[1] - 1)
+                    else:
+                        own = np.argmax(logits[:, t - 1], axis=1)
+                    y_prev = np.where(feed[:, t], own, y_prev)
+            fed[:, t] = y_prev
+            logits[:, t], state, a, step_cache = decoder_step_forward(y_prev, state, enc, mask, params)
+            if alphas is not None:
+                alphas.append(a)
+            caches.append(step_cache)
+        alpha = None if alphas is None else np.stack(alphas, axis=1)
+        cache["steps"] = caches
     tmask = np.arange(T)[None, :] < tgt_len[:, None]
     loss, dlogits = softmax_cross_entropy(logits, tgt, tmask)
-    cache = {"enc_cache": enc_cache, "caches": caches, "dlogits": dlogits, "logits": logits, "fed": fed,
-             "alpha": None if alphas is None else np.stack(alphas, axis=1), "enc": enc, "shapes":
-             {k: np.shape(v) for k, v in params.items()}}
+    cache.update({"dlogits": dlogits, "logits": logits, "fed": fed, "alpha": alpha})
     return loss, cache
 
 
@@ -393,17 +483,22 @@ def seq2seq_backward(cache):
     """Gradients of the loss of seq2seq_forward with respect to every parameter (a dict like the parameters)."""
     grads = {k: np.zeros(s, cache["logits"].dtype) for k, s in cache["shapes"].items()}
     enc = cache["enc"]
-    denc = np.zeros_like(enc)
-    caches = cache["caches"]
-    B, _, H = enc.shape
-    n_states = 2 if cache["enc_cache"]["cell"] == "lstm" else 1
-    dstate = tuple(np.zeros((B, H), enc.dtype) for _ in range(n_states))
-    for t in reversed(range(len(caches))):
-        dstate, d_enc_t, g = decoder_step_backward(cache["dlogits"][:, t], dstate, caches[t])
-        if d_enc_t is not None:
-            denc += d_enc_t
+    if "decoder" in cache:
+        dstate, denc, g = _decoder_teacher_backward(cache["dlogits"], cache["decoder"])
+        denc = np.zeros_like(enc) if denc is None else denc
         for k, v in g.items():
             grads[k] += v
+    else:
+        denc = np.zeros_like(enc)
+        B, _, H = enc.shape
+        n_states = 2 if cache["enc_cache"]["cell"] == "lstm" else 1
+        dstate = tuple(np.zeros((B, H), enc.dtype) for _ in range(n_states))
+        for t in reversed(range(len(cache["steps"]))):
+            dstate, d_enc_t, g = decoder_step_backward(cache["dlogits"][:, t], dstate, cache["steps"][t])
+            if d_enc_t is not None:
+                denc += d_enc_t
+            for k, v in g.items():
+                grads[k] += v
     g = encoder_backward(denc, dstate, cache["enc_cache"])
     for k in ("E_src", "W_enc", "U_enc", "b_enc"):
         grads[k] += g[k]

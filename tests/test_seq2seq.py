@@ -218,8 +218,27 @@ def test_free_running_feeds_greedy_search_tokens(cell, attention):
     # and teacher forcing is feed=None, or a feed mask of all False
     l1, c1 = s2s.seq2seq_forward(p, src, src_len, tgt, tgt_len)
     l2, c2 = s2s.seq2seq_forward(p, src, src_len, tgt, tgt_len, feed=np.zeros(tgt.shape, bool))
-    assert l1 == l2
+    assert np.isclose(l1, l2, rtol=1e-12)
     np.testing.assert_array_equal(c1["fed"], s2s.teacher_inputs(tgt))
+    np.testing.assert_array_equal(c2["fed"], s2s.teacher_inputs(tgt))
+
+
+@pytest.mark.parametrize("cell,attention", CONFIGS, ids=IDS)
+def test_parallel_teacher_forcing_equals_the_step_by_step_decoder(cell, attention):
+    """feed=None computes all decoder steps at once; a feed of all False runs decoder_step_forward step by step.
+    Same logits, weights, loss and gradients (float64, to rounding)."""
+    rng = rng_for("paths", cell, attention)
+    p = params_for(cell, attention, rng, scale=1.0)
+    src, src_len, tgt, tgt_len = batch(rng)
+    l1, c1 = s2s.seq2seq_forward(p, src, src_len, tgt, tgt_len)
+    l2, c2 = s2s.seq2seq_forward(p, src, src_len, tgt, tgt_len, feed=np.zeros(tgt.shape, bool))
+    assert "decoder" in c1 and "steps" in c2  # the two paths were taken
+    np.testing.assert_allclose(c1["logits"], c2["logits"], atol=1e-12)
+    if attention is not None:
+        np.testing.assert_allclose(c1["alpha"], c2["alpha"], atol=1e-12)
+    g1, g2 = s2s.seq2seq_backward(c1), s2s.seq2seq_backward(c2)
+    for k in p:
+        np.testing.assert_allclose(g1[k], g2[k], atol=1e-12, err_msg=k)
 
 
 def test_beam_search_through_the_decoder_keeps_alignments():
