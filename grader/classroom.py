@@ -385,6 +385,9 @@ def notebook_notes(path):
 # 4. Gradebook and report
 
 
+NOT_GRADED_COMMENT = "Not graded: "
+
+
 def record_not_graded(course, outcome, notebooks):
     """0 for every grade of these notebooks, the reason in their comments, the notebooks flagged."""
     timestamp = course.coursedir.get_existing_timestamp(
@@ -400,7 +403,7 @@ def record_not_graded(course, outcome, notebooks):
                 grade.auto_score = 0.0
                 grade.needs_manual_grade = False
             for comment in nb.comments:
-                comment.auto_comment = f"Not graded: {outcome.problem}"
+                comment.auto_comment = f"{NOT_GRADED_COMMENT}{outcome.problem}"
             nb.flagged = True
         gb.db.commit()
 
@@ -732,11 +735,15 @@ def grade_rows(course):
             if entry is not None and entry["status"] == NOT_GRADED:
                 status = NOT_GRADED_PREFIX + entry["reason"]
             elif submission is not None:
+                recorded = [c.auto_comment for nb in submission.notebooks for c in nb.comments
+                            if (c.auto_comment or "").startswith(NOT_GRADED_COMMENT)]  # (record_not_graded's)
                 missing = [f"{nb.name}.ipynb" for nb in assignment.notebooks
                            if not (course.path("autograded", student_id, name) / f"{nb.name}.ipynb").exists()]
-                if entry is None and len(missing) == len(assignment.notebooks):  # (the report notes a partial one)
+                if entry is None and recorded:  # (a report deleted or written elsewhere: the gradebook says why)
+                    status = NOT_GRADED_PREFIX + recorded[0][len(NOT_GRADED_COMMENT):]
+                elif entry is None and missing and len(missing) == len(assignment.notebooks):
                     status = (f"{NOT_GRADED_PREFIX}no autograded notebook ({', '.join(missing)} missing: nbgrader "
-                              "did not finish it)")
+                              "did not finish it)")  # (a partly graded submission is in the report as such)
                 else:
                     status = SUBMITTED_GRADED
             elif (student_id, name) in submitted or entry is not None:
@@ -813,6 +820,7 @@ def parser():
 def main(argv=None):
     options = parser().parse_args(argv)
     options.course = options.course or default_course()
+    os.environ["PATH"] = _env()["PATH"]  # a gradebook made here runs `alembic`: this Python's bin/ first
     if options.command == "autograde":
         options.submission_timeout_given = options.submission_timeout is not None
         options.submission_timeout = options.submission_timeout or 600.0

@@ -954,3 +954,36 @@ def test_the_course_notebooks_locked_cells_keep_their_checksum_when_released():
             if utils.is_locked(before):
                 assert utils.compute_checksum(after) == before.metadata.nbgrader["checksum"], \
                     (path.name, before.metadata.nbgrader["grade_id"])
+
+
+def test_grades_without_a_report_read_the_gradebook(tmp_path, monkeypatch):
+    """No grading report (a course autograded by plain `nbgrader autograde`, or the report deleted): a submission with
+    its autograded notebook is graded; one the classroom recorded as not graded says why from its gradebook comment;
+    one without any autograded notebook says nbgrader did not finish it; a student with nothing, not submitted."""
+    from nbgrader.api import Gradebook
+
+    (tmp_path / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.course_id = "unit"\n')
+    monkeypatch.setenv("PATH", os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))  # (alembic makes the db)
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}", "unit") as gb:
+        gb.update_or_create_assignment("hw")
+        gb.update_or_create_notebook("hw", "hw")
+        gb.update_or_create_grade_cell("test_f", "hw", "hw", max_score=2.0, cell_type="code")
+        gb.update_or_create_solution_cell("f", "hw", "hw")
+        for student in ("done", "refused", "stopped", "idle"):
+            gb.update_or_create_student(student)
+        for student in ("done", "refused", "stopped"):
+            submission = gb.update_or_create_submission("hw", student)
+            if student == "done":
+                submission.notebooks[0].grades[0].auto_score = 1.5
+            if student == "refused":
+                submission.notebooks[0].comments[0].auto_comment = "Not graded: hw.ipynb is not valid JSON"
+        gb.db.commit()
+    (tmp_path / "autograded" / "done" / "hw").mkdir(parents=True)
+    (tmp_path / "autograded" / "done" / "hw" / "hw.ipynb").write_text("{}")
+    rows = {r["student_id"]: r for r in classroom.grade_rows(classroom.Course.load(tmp_path))}
+    assert list(rows) == ["done", "idle", "refused", "stopped"]
+    assert (rows["done"]["status"], rows["done"]["score"], rows["done"]["max_score"]) == ("graded", "1.5", "2.0")
+    assert rows["refused"]["status"] == "not graded: hw.ipynb is not valid JSON"
+    assert rows["stopped"]["status"] == "not graded: no autograded notebook (hw.ipynb missing: nbgrader did not " \
+                                        "finish it)"
+    assert (rows["idle"]["status"], rows["idle"]["score"]) == ("not submitted", "")
