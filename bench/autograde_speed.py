@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
 
@@ -42,7 +43,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import nbgrader_course as nc  # noqa: E402
 import unlisted_mistakes  # noqa: E402
 
-from grader import classroom, secret  # noqa: E402
+from grader import classroom, diagnosis, secret  # noqa: E402
 from grader.sandbox import Pool  # noqa: E402
 
 BROKEN = {
@@ -128,6 +129,24 @@ def _overrides(options):
 
 
 classroom.overrides = _overrides
+
+SEARCH = {"calls": 0, "wall": 0.0, "cpu": 0.0}  # time inside the diagnosis (its mutants' first build included)
+_SEARCH_LOCK = threading.Lock()
+_explain = diagnosis.Diagnoser.__call__
+
+
+def _timed_explain(self, *args):
+    wall, cpu = time.perf_counter(), time.thread_time()
+    try:
+        return _explain(self, *args)
+    finally:
+        with _SEARCH_LOCK:
+            SEARCH["calls"] += 1
+            SEARCH["wall"] += time.perf_counter() - wall
+            SEARCH["cpu"] += time.thread_time() - cpu
+
+
+diagnosis.Diagnoser.__call__ = _timed_explain
 
 
 def grade(course, pool, jobs, assignments=nc.ASSIGNMENTS):
@@ -237,7 +256,7 @@ def diagnosis_overhead(size, jobs, seed=0, rounds=2):
     that neither side always goes first on a warming machine), each time on a fresh copy of one course (same secret,
     same submissions) on one warm pool. Prints the mean wall time of each side and their ratio, and how many graded
     notebooks name a mutant (none without the diagnosis)."""
-    walls = {False: [], True: []}
+    walls, inside = {False: [], True: []}, {False: [], True: []}
     with tempfile.TemporaryDirectory() as tmp, Pool(jobs) as pool:
         course = new_course(tmp)
         secret.load(course)  # one secret for all copies: the same hidden cases
@@ -247,16 +266,21 @@ def diagnosis_overhead(size, jobs, seed=0, rounds=2):
             shutil.copytree(course, copy)
             DIAGNOSIS["on"] = on
             TIMES.clear()
+            SEARCH.update(calls=0, wall=0.0, cpu=0.0)
             print(f"-- run {run + 1} of {len(order)}: diagnosis {'on' if on else 'off'}")
             wall, kinds, outcomes = a_class(copy, size, pool, jobs, seed=seed, unlisted=True)
             report_class(wall, kinds, outcomes)
             named = sum("Likely mistake [auto-" in p.read_text() for p in (copy / "autograded").rglob("*.ipynb"))
-            print(f"   graded notebooks naming a mutant: {named}")
+            print(f"   graded notebooks naming a mutant: {named}; searches: {SEARCH['calls']}, "
+                  f"{SEARCH['wall']:.1f} s inside them ({SEARCH['cpu']:.1f} s of CPU in the grading threads)")
             walls[on].append(wall)
+            inside[on].append(SEARCH["wall"])
     off, on = statistics.mean(walls[False]), statistics.mean(walls[True])
     print(f"diagnosis overhead on a class with mistakes: {off:.1f} s without (runs: "
           f"{', '.join(f'{w:.1f}' for w in walls[False])}), {on:.1f} s with (runs: "
-          f"{', '.join(f'{w:.1f}' for w in walls[True])}); ratio {on / off:.3f}")
+          f"{', '.join(f'{w:.1f}' for w in walls[True])}); ratio {on / off:.3f}; time inside the search "
+          f"{statistics.mean(inside[True]):.1f} s per class ({statistics.mean(inside[True]) / off:.1%} of the "
+          "class without it, spread over the grading threads)")
     return walls
 
 

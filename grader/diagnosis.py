@@ -22,7 +22,8 @@ these kinds produces (OPERATORS, in this order):
 Each mutant runs where the check runs the student's function: `spec.run(get, inputs)` with get(spec.name) the mutant
 and every other name registry.reference(name) (only the function under check is mutated). A mutant whose outputs
 match the student's on the failing case is an explanation, said in words built from the code's context ("in
-lstm_step_forward, computing c_t: the forget gate f is left out, as if it were 1"), never with the solution's code.
+lstm_step_forward, computing c_t: the forget gate f is left out of the product f * c_prev, as if it were 1"), never with
+the solution's code.
 
 Mutants are compiled once per function and filtered on fixed probe cases: those that compute what the solution
 computes (an edit that changes nothing), that fail on every probe, or that compute what an earlier mutant computes
@@ -838,9 +839,11 @@ class _Generator:
                         moved = [terms[j] for j in chosen]
                         what = (f"{self.words(x.id)} multiplies {part_words(moved)} instead of "
                                 f"{part_words([s])}.")
-                        self.add("product", root, what, lambda node, k=k, chosen=chosen: _move(node, k, chosen, self.probe.gates))
+                        self.add("product", root, what,
+                                 lambda node, k=k, chosen=chosen: _move(node, k, chosen, self.probe.gates))
                         what = f"{self.words(x.id)} multiplies {part_words(moved)} as well as {part_words([s])}."
-                        self.add("product", root, what, lambda node, k=k, chosen=chosen: _extend(node, k, chosen, self.probe.gates))
+                        self.add("product", root, what,
+                                 lambda node, k=k, chosen=chosen: _extend(node, k, chosen, self.probe.gates))
         # a scaling before or after a matrix product: (X * A) @ M against X * (A @ M)
         gates = self.probe.gates
         for n in self.body_nodes:

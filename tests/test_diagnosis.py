@@ -19,7 +19,7 @@ import pytest
 import assignment_tools as at
 from course_pkg import activations
 from course_pkg.checks import core
-from grader.manifest import ids, registry
+from grader.manifest import get, ids, registry
 from grader import diagnosis, scoring
 from unlisted_mistakes import UNLISTED
 
@@ -28,7 +28,7 @@ LIKELY = re.compile(r"Likely mistake \[([^\]]+)\]")
 
 
 def folder(assignment):
-    return at.SOURCE / assignment
+    return get(assignment).notebook_path.parent
 
 
 @functools.lru_cache(maxsize=None)
@@ -318,7 +318,7 @@ def test_mutants_are_capped_and_distinct():
 
 
 def _solution_lines(assignment):
-    nb = nbformat.read(folder(assignment) / f"{assignment}.ipynb", as_version=4)
+    nb = nbformat.read(get(assignment).notebook_path, as_version=4)
     lines = set()
     for cell in nb.cells:
         if cell.cell_type != "code" or "### BEGIN SOLUTION" not in cell.source:
@@ -378,7 +378,9 @@ def test_the_grader_scores_with_the_search_unless_switched_off(tmp_path, monkeyp
 
     source = tmp_path / "source" / "a3_gru"
     source.mkdir(parents=True)
-    (source / "a3_gru.ipynb").write_bytes((folder("a3_gru") / "a3_gru.ipynb").read_bytes())
+    (source / "a3_gru.ipynb").write_bytes(get("a3_gru").notebook_path.read_bytes())
+    from grader import manifest
+    (tmp_path / "manifest.toml").write_bytes(manifest.path().read_bytes())  # a course folder has its manifest
     captured = _Captured()
 
     class Slots:
