@@ -19,7 +19,7 @@ BWRAP := /usr/bin/bwrap
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: book test bench clean autograde feedback grades
+.PHONY: book test bench clean autograde feedback grades release
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,15 @@ bench: $(STAMP) $(BWRAP)
 	$(BIN)/python bench/reference_speed.py
 
 COURSE ?= assignments
+# the assignments: assignments/manifest.toml, the one list (grader/manifest.py)
+ASSIGNMENTS = $(shell $(BIN)/python -m grader.manifest ids)
+
+# `make release`: the student version of every assignment of the manifest (or of ASSIGNMENT=...), with nbgrader's
+# generate_assignment, into $(COURSE)/release/
+release: $(STAMP)
+	cd $(COURSE) && for a in $(or $(ASSIGNMENT),$(ASSIGNMENTS)); do \
+		$(abspath $(BIN))/nbgrader generate_assignment $$a --force || exit 1; done
+
 ASSIGNMENT ?=
 JOBS ?= 2
 autograde: $(STAMP) $(BWRAP)

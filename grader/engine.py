@@ -30,18 +30,20 @@ CELL_TIMEOUT = "CellTimeoutError"
 OUTPUT_CHARS = 20_000  # per output, beginning and end kept
 CUT_MARK = "characters of output cut here"
 
-def student_modules(assignment):
-    """{"course_pkg.<module>": source} for the worker of this assignment: its manifest entry's sandbox_modules
-    (course_pkg.activations alone for an assignment the manifest does not list). The graded functions' references
-    never appear there (course_pkg.gradcheck.numerical_gradient is a1's: a1 gets relative_error only)."""
+def student_modules(assignment, wanted=None):
+    """{"course_pkg.<module>": source} for the worker of this assignment: `wanted` ((module, None or names), ...,
+    from the course's manifest entry), else the repository manifest's entry (course_pkg.activations alone for an
+    assignment it does not list). The graded functions' references never appear there
+    (course_pkg.gradcheck.numerical_gradient is a1's: a1 gets relative_error only)."""
     import importlib
 
     from . import manifest
 
-    try:
-        wanted = manifest.get(assignment).sandbox_modules
-    except manifest.ManifestError:
-        wanted = (("activations", None),)
+    if wanted is None:
+        try:
+            wanted = manifest.get(assignment).sandbox_modules
+        except manifest.ManifestError:
+            wanted = (("activations", None),)
     out = {}
     for name, names in wanted:
         module = importlib.import_module(f"course_pkg.{name}")
@@ -142,14 +144,15 @@ _MISSING = object()
 class Session:
     """One notebook's worker: started on first use, restarted (with the earlier cells replayed) after a death."""
 
-    def __init__(self, slot, assignment, limits):
+    def __init__(self, slot, assignment, limits, sandbox_modules=None, checks_module=None):
         self.slot, self.assignment, self.limits = slot, assignment, limits
+        self.stubs = (checks_module,) if checks_module else ()
         self.deadline = time.monotonic() + limits.notebook_seconds
         self.notes = []  # what went wrong while test cells were scored (the cells' own reports say it too)
         self.current = None
         self.history = []  # sources of the ordinary cells run so far
         self.restarts = 0
-        self.modules = student_modules(assignment)
+        self.modules = student_modules(assignment, sandbox_modules)
 
     def worker(self):
         if self.current is None or self.current.closed:
@@ -158,7 +161,7 @@ class Session:
                     raise WorkerGone(f"no new worker: {self.limits.max_restarts} already replaced a dead one")
                 self.restarts += 1
             self.current = self.slot.open_worker()
-            self.current.provide(self.modules)
+            self.current.provide(self.modules, self.stubs)
             for source in self.history:  # the state the next cell expects; outputs are not shown again
                 self.current.run_cell(source, self.limits.cell_seconds)
         return self.current
@@ -272,11 +275,14 @@ def take_notes(key):
         return _NOTES.pop(key, [])
 
 
-def grade_notebook(nb, assignment, registry, slot, seed_for, limits=None, notes=None):
+def grade_notebook(nb, assignment, registry, slot, seed_for, limits=None, notes=None, sandbox_modules=None,
+                   checks_module=None):
     """Fill the outputs of every code cell of nb (in place). seed_for(key) -> the hidden seed of a check. notes, a
-    list, receives a sentence for each graded function whose worker died or was stopped while it was scored."""
+    list, receives a sentence for each graded function whose worker died or was stopped while it was scored.
+    sandbox_modules: the course_pkg modules the worker may import (the manifest entry's; see student_modules);
+    checks_module: the module the notebook imports `check` from, stubbed in the worker (the manifest entry's)."""
     limits = limits or Limits()
-    session = Session(slot, assignment, limits)
+    session = Session(slot, assignment, limits, sandbox_modules, checks_module)
     namespace = RemoteNamespace(session)
     count = 0
     try:

@@ -376,8 +376,6 @@ class SandboxExecute(NbGraderPreprocessor):
     notebook_timeout = Float(300.0, help="seconds for the whole notebook; later cells are not run").tag(config=True)
     max_restarts = Integer(2, help="new workers after a crash or a time limit, per notebook").tag(config=True)
     workers = Integer(1, help="sandbox slots of a pool started by this process").tag(config=True)
-    checks_package = Unicode("course_pkg.checks", help="the package whose module <assignment> holds the assignment's "
-                                                       "checks (its REGISTRY)").tag(config=True)
     unsafe_no_sandbox = Bool(False, help="run students' code WITHOUT the sandbox (their code can then read the "
                                          "course folder and use the network); scores still come from the "
                                          "grader").tag(config=True)
@@ -386,31 +384,30 @@ class SandboxExecute(NbGraderPreprocessor):
                                 "False: the library alone").tag(config=True)
 
     def preprocess(self, nb, resources):
-        import importlib
+        import pathlib
 
-        from . import engine, pool, secret
+        from . import engine, manifest, pool, secret
 
         assignment = resources["nbgrader"]["assignment"]
-        try:
-            registry = importlib.import_module(f"{self.checks_package}.{assignment}").REGISTRY
-        except ModuleNotFoundError:
-            raise ValueError(f"the grader has no checks for the assignment {assignment!r} "
-                             f"(no module {self.checks_package}.{assignment})") from None
         root = self.config.CourseDirectory.get("root") or "."
+        source = pathlib.Path(root) / (self.config.CourseDirectory.get("source_directory") or "source")
+        try:  # the course's own manifest says which checks score the assignment and what its worker may import
+            entry = manifest.get(assignment, manifest.of_course(root), source)
+            registry = entry.registry
+        except manifest.ManifestError as exc:
+            raise ValueError(f"the grader has no checks for the assignment {assignment!r}: {exc}") from None
         key = secret.load(root)
         if self.diagnosis:  # here only: the worker never sees the solutions the mutants are made from
-            import pathlib
-
             from . import diagnosis
 
-            source = self.config.CourseDirectory.get("source_directory") or "source"
-            registry = diagnosis.with_diagnosis(registry, pathlib.Path(root) / source / assignment)
+            registry = diagnosis.with_diagnosis(registry, source / assignment)
         limits = engine.Limits(self.cell_timeout, self.call_timeout, self.notebook_timeout, self.max_restarts)
         shared = pool.get(self.workers, self.unsafe_no_sandbox)
         notes = []
         with shared.acquire() as slot:
             engine.grade_notebook(nb, assignment, registry, slot,
-                                  lambda check: secret.seed(key, assignment, check), limits, notes)
+                                  lambda check: secret.seed(key, assignment, check), limits, notes,
+                                  sandbox_modules=entry.sandbox_modules, checks_module=entry.checks)
         PathScrubber([root if root != "." else None, os.getcwd()]).notebook(nb)
         info = resources["nbgrader"]
         engine.keep_notes((assignment, info.get("student"), info.get("notebook")), notes)

@@ -573,9 +573,10 @@ class Worker:
             raise WorkerGone("unexpected answer from the worker; stopped")
         return value["type"][:200], {a: value["attrs"].get(a) for a in attrs}
 
-    def provide(self, modules):
-        """Make these modules importable in the worker: {"course_pkg.x": source}."""
-        reply, _ = self._exchange({"op": "provide", "modules": dict(modules)}, [], 30)
+    def provide(self, modules, stubs=()):
+        """Make these modules importable in the worker: {"course_pkg.x": source}; `stubs`: checks modules whose
+        import gives the self-check stub (course_pkg.checks.* always do)."""
+        reply, _ = self._exchange({"op": "provide", "modules": dict(modules), "stubs": list(stubs)}, [], 30)
         if reply.get("op") != "ok":
             self.close()
             raise WorkerGone(f"the worker could not load the notebook's modules: {reply.get('message', '')}")

@@ -4,9 +4,9 @@ gradebook, the report, feedback without grader source or secrets, export and re-
 
 The toy course has two graded functions, square (its test cell is worth 2 points) and cube (3 points), on float
 arrays. Its checks are a small checks package that this file writes into a temporary folder (toychecks/toy.py: a
-course_pkg.checks.core Registry with a Spec per function and one known mistake), selected by
-`c.SandboxExecute.checks_package` in the toy course's nbgrader_config.py (a copy of the course's, with short time
-limits) and importable by the grader through PYTHONPATH; the sandbox never sees it. As in the real course, the test
+course_pkg.checks.core Registry with a Spec per function and one known mistake), named by the toy course's own
+manifest.toml (as assignments/manifest.toml names the course's) and importable by the grader through PYTHONPATH; the
+sandbox never sees it. Its nbgrader_config.py is the course's with short time limits. As in the real course, the test
 cells are never run: the grader calls the student's functions in the sandboxed worker, on the notebook's small
 example then on 6 hidden cases (4 float64, 2 float32; the even ones all positive, the odd ones with negative values),
 and compares them with the package's references in its own process. The unit tests at the end need no nbgrader run;
@@ -85,9 +85,15 @@ REGISTRY.add_mistake(Mistake("toy-negatives-zeroed", "square", None, "negative i
                              "square every element, whatever its sign", {{"square": lambda x: np.where(x > 0, x * x, 0 * x)}}))
 '''
 
-TOY_CONFIG = f"""
-# the toy course (tests/test_classroom.py): its own checks package and short time limits
-c.SandboxExecute.checks_package = "{CHECKS_PACKAGE}"
+TOY_MANIFEST = f"""# the toy course's one assignment (tests/test_classroom.py)
+[[assignment]]
+id = "toy"
+title = "Squares and cubes"
+checks = "{CHECKS_PACKAGE}.toy"
+"""
+
+TOY_CONFIG = """
+# the toy course (tests/test_classroom.py): short time limits (its checks: its manifest.toml)
 c.SandboxExecute.cell_timeout = 3
 c.SandboxExecute.call_timeout = 2
 c.SandboxExecute.notebook_timeout = 60
@@ -151,6 +157,7 @@ def make_course(root):
     nbformat.write(toy_source(), course / "source" / "toy" / "toy.ipynb")
     config = (ROOT / "assignments" / "nbgrader_config.py").read_text()
     (course / "nbgrader_config.py").write_text(config + TOY_CONFIG)
+    (course / "manifest.toml").write_text(TOY_MANIFEST)
     nbgrader(course, env_with_checks(checks), "generate_assignment", "toy")
     return course, checks
 

@@ -733,3 +733,16 @@ def test_sandbox_as_an_unprivileged_user():
     assert lines[-1] == "call [4.0, 4.0]"
     time.sleep(0.5)
     assert not marked_pids(), "a process the worker started outlived it"
+
+
+def test_the_assignments_checks_module_is_a_stub_in_the_worker(worker):
+    """The manifest may name any checks module; the notebook's set-up cell imports `check` from it, and in the
+    worker that import gives the stub that says the self-checks do not run there (course_pkg.checks.* always do)."""
+    worker.provide({}, stubs=("toy4checks.a4_toy",))
+    out, err = run(worker, "from toy4checks.a4_toy import check\nfrom course_pkg.checks.a2_lstm import check as c2\n"
+                           "check('square', globals()); c2('x', globals())")
+    assert not err and out.count("self-checks do not run while your work is graded") == 2, (out, err)
+    out, err = run(worker, "import toy4checks.other")
+    assert err == ["ModuleNotFoundError"], (out, err)
+    with pytest.raises(WorkerGone, match="not a module name"):
+        worker.provide({}, stubs=("toy; import os",))

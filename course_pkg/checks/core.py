@@ -128,6 +128,13 @@ class Registry:
         self.references[spec.name] = used
         self.mistakes.setdefault(spec.key, [])
 
+    def reference_modules(self):
+        """The modules a student's function may not call into: course_pkg's references and those this registry's
+        checks use (an assignment whose checks live outside course_pkg has its references there)."""
+        found = {getattr(fn, "__module__", None) for fn in self.references.values()}
+        found |= {getattr(spec.reference, "__module__", None) for spec in self.specs.values()}
+        return _REFERENCE_MODULES + tuple(sorted(m for m in found if m and m not in ("__main__", "builtins")))
+
     def add_reference(self, name, fn):
         """A course_pkg function a check's run() uses under `name` without grading it."""
         self.references[name] = fn
@@ -256,47 +263,47 @@ def _code_strings(code):
     return strings
 
 
-def _imported_references(code):
+def _imported_references(code, modules=_REFERENCE_MODULES):
     """Reference modules imported inside the function's own code (import x / from x import y)."""
     found = set()
     ins = list(dis.get_instructions(code))
     for k, i in enumerate(ins):
-        if i.opname != "IMPORT_NAME" or not str(i.argval).startswith("course_pkg"):
+        if i.opname != "IMPORT_NAME" or not str(i.argval).startswith(tuple(m.split(".")[0] for m in modules)):
             continue
         fromlist = ins[k - 1].argval if k and ins[k - 1].opname == "LOAD_CONST" else None
         names = [f"{i.argval}.{n}" for n in (fromlist or ())] or [i.argval]
-        found |= {n for n in names if n.startswith(_REFERENCE_MODULES)}
+        found |= {n for n in names if n.startswith(modules)}
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            found |= _imported_references(const)
+            found |= _imported_references(const, modules)
     return found
 
 
-def _borrowed_reference(fn, namespace, allowed):
-    """The name of a course_pkg reference function that fn uses (directly or through the namespace), or None."""
+def _borrowed_reference(fn, namespace, allowed, modules=_REFERENCE_MODULES):
+    """The name of a reference function (of `modules`) that fn uses (directly or through the namespace), or None."""
     mod = getattr(fn, "__module__", "") or ""
-    if mod.startswith(_REFERENCE_MODULES):
+    if mod.startswith(modules):
         return f"{mod}.{getattr(fn, '__name__', '?')}"
     code = getattr(fn, "__code__", None)
     if code is None:
         return None
-    imported = _imported_references(code)
+    imported = _imported_references(code, modules)
     if imported:
         return sorted(imported)[0]
     names = _code_names(code)
     for name in names | _code_strings(code):  # `from course_pkg.lstm import ...` inside the function, or its string
-        if name.startswith(_REFERENCE_MODULES):
+        if name.startswith(modules):
             return name
     for name in names:
         if name in allowed:
             continue
         obj = namespace.get(name)
-        if isinstance(obj, types.ModuleType) and obj.__name__.startswith(_REFERENCE_MODULES):
+        if isinstance(obj, types.ModuleType) and obj.__name__.startswith(modules):
             return obj.__name__
         if name == "course_pkg" and isinstance(obj, types.ModuleType):
             return "course_pkg"
         m = getattr(obj, "__module__", "") or ""
-        if callable(obj) and m.startswith(_REFERENCE_MODULES):
+        if callable(obj) and m.startswith(modules):
             return f"{m}.{getattr(obj, '__name__', name)}"
     return None
 
@@ -331,7 +338,7 @@ class StudentCode:
                 return f"{name} is not defined: run the cell that defines it (and keep its name)."
             if not callable(fn):
                 return f"{name} is a {type(fn).__name__}, not a function."
-            borrowed = _borrowed_reference(fn, self.namespace, allowed)
+            borrowed = _borrowed_reference(fn, self.namespace, allowed, self.registry.reference_modules())
             if borrowed:
                 return (f"{name} uses course_pkg's reference implementation ({borrowed}); the assignment asks for "
                         "your own code (numpy and the helpers the notebook gives are fine).")

@@ -77,11 +77,14 @@ def preload(modules):
 
 
 class _SelfCheckStubs:
-    """course_pkg.checks.* while grading: the notebook's set-up cell imports `check` from there; the checks
-    themselves run on the trusted side, so here `check` only says so."""
+    """course_pkg.checks.* (and the checks module the trusted side names for the assignment, from its manifest)
+    while grading: the notebook's set-up cell imports `check` from there; the checks themselves run on the trusted
+    side, so here `check` only says so."""
+
+    names = set()  # other checks modules, and their parent packages
 
     def find_spec(self, name, path=None, target=None):
-        if name == "course_pkg.checks" or name.startswith("course_pkg.checks."):
+        if name == "course_pkg.checks" or name.startswith("course_pkg.checks.") or name in self.names:
             import importlib.machinery
 
             return importlib.machinery.ModuleSpec(name, self, is_package=True)
@@ -110,8 +113,14 @@ def install_student_api():
     sys.meta_path.insert(0, _SelfCheckStubs())
 
 
-def provide(modules):
-    """Load the modules the trusted side sends ({"course_pkg.x": source}) as if installed."""
+def provide(modules, stubs=()):
+    """Load the modules the trusted side sends ({"course_pkg.x": source}) as if installed; `stubs` names the
+    assignment's checks modules, whose imports get the self-check stub."""
+    for name in stubs:
+        parts = name.split(".") if isinstance(name, str) else [""]
+        if not all(p.isidentifier() for p in parts):
+            raise ValueError(f"not a module name: {name!r}")
+        _SelfCheckStubs.names.update(".".join(parts[:k]) for k in range(1, len(parts) + 1))
     for name, source in modules.items():
         parent, _, child = name.rpartition(".")
         if parent != "course_pkg" or not child.isidentifier():
@@ -436,7 +445,7 @@ class Worker:
                     self._send_value(self.namespace[name])
             elif op == "provide":
                 try:
-                    provide(header["modules"])
+                    provide(header["modules"], header.get("stubs", ()))
                 except Exception as exc:  # noqa: BLE001
                     self.send({"op": "error", "message": f"{type(exc).__name__}: {exc}"})
                 else:
