@@ -36,6 +36,13 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
+# the throwaway PostgreSQL servers of the gradebook tests (tests/pg_server.py): Debian's server, off PATH
+POSTGRES := $(firstword $(wildcard /usr/lib/postgresql/*/bin/postgres))
+.PHONY: postgres-server
+postgres-server:
+	@test -n "$(POSTGRES)" || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
+
 # the grading sandbox (grader/sandbox.py)
 $(BWRAP):
 	$(SUDO) apt-get update -qq
@@ -46,7 +53,7 @@ book: $(STAMP) $(MATHJAX)
 	rm -f _build/html/index.html
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-test: $(STAMP) $(MATHJAX) $(CHROMIUM) $(BWRAP)
+test: $(STAMP) $(MATHJAX) $(CHROMIUM) $(BWRAP) postgres-server
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) $(BWRAP)
@@ -64,9 +71,11 @@ release: $(STAMP)
 
 ASSIGNMENT ?=
 JOBS ?= 2
+# DB_URL=postgresql+psycopg2://user@host/gradebook: the gradebook there instead of the course's db_url
+DB_URL ?=
 autograde: $(STAMP) $(BWRAP)
 	$(BIN)/python -m grader.classroom autograde --course $(COURSE) --jobs $(JOBS) \
-		$(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
+		$(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) $(if $(DB_URL),--db-url '$(DB_URL)')
 
 clean:
 	rm -rf _build
@@ -74,7 +83,8 @@ clean:
 # `make feedback`: feedback HTML for every autograded submission (feedback/<student>/<assignment>/, no hidden
 # test source); `make grades`: every score to $(COURSE)/grades.csv.
 feedback: $(STAMP)
-	$(BIN)/python -m grader.classroom feedback --course $(COURSE) $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
+	$(BIN)/python -m grader.classroom feedback --course $(COURSE) $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) \
+		$(if $(DB_URL),--db-url '$(DB_URL)')
 
 grades: $(STAMP)
-	$(BIN)/python -m grader.classroom grades --course $(COURSE)
+	$(BIN)/python -m grader.classroom grades --course $(COURSE) $(if $(DB_URL),--db-url '$(DB_URL)')

@@ -53,7 +53,7 @@ import time
 import traceback
 import warnings
 
-from . import engine
+from . import engine, gradebook_db
 from . import nbgrader_ext  # (also loaded by the course's configuration: nbgrader's gradebook without SAWarnings)
 from .sandbox import Pool, SandboxError
 
@@ -79,9 +79,11 @@ class Course:
     root: pathlib.Path
     coursedir: object  # nbgrader.coursedir.CourseDirectory
     config: object  # traitlets Config
+    db_url: str | None = None  # the gradebook's database given on the command line (None: the configuration's)
 
     @classmethod
-    def load(cls, root):
+    def load(cls, root, db_url=None):
+        """db_url: the gradebook's database instead of the configuration's c.CourseDirectory.db_url."""
         from nbgrader.coursedir import CourseDirectory
         from traitlets.config.loader import PyFileConfigLoader
 
@@ -89,9 +91,11 @@ class Course:
         if not (root / "nbgrader_config.py").exists():
             raise SystemExit(f"{root} is not an nbgrader course: it has no nbgrader_config.py")
         config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+        if db_url:
+            config.CourseDirectory.db_url = db_url
         coursedir = CourseDirectory(config=config)
         coursedir.root = str(root)
-        return cls(root, coursedir, config)
+        return cls(root, coursedir, config, db_url or None)
 
     def path(self, kind, student=".", assignment="."):
         directory = getattr(self.coursedir, f"{kind}_directory")
@@ -103,6 +107,14 @@ class Course:
 
         with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gb:
             yield gb
+
+    def check_gradebook(self):
+        """None if the gradebook's database can be used, else why not (one line, no password)."""
+        try:
+            gradebook_db.check(self.coursedir.db_url)
+        except gradebook_db.GradebookError as exc:
+            return str(exc)
+        return None
 
     def restores_deleted_cells(self):
         return bool(self.config.OverwriteCells.get("add_missing_cells", False))
@@ -617,7 +629,11 @@ def grade_class(course, assignments, options, sandboxes, say=print):
 
 def cmd_autograde(options, say=print):
     start = time.monotonic()
-    course = Course.load(options.course)
+    course = Course.load(options.course, options.db_url)
+    why = course.check_gradebook()  # before any submission is touched
+    if why:
+        say(f"Cannot grade: {why}")
+        return 2
     assignments = options.assignment or [a for a in submitted_assignments(course)]
     if not assignments:
         say(f"No submissions under {course.path('submitted')}")
@@ -667,7 +683,8 @@ def _similarity(course, outcomes):
 def _run_each(course, assignments, make_args, what, say):
     failures = 0
     for assignment in assignments:
-        proc = subprocess.run(_nbgrader(*make_args(assignment)), cwd=course.root, env=_env(),
+        given = [f"--CourseDirectory.db_url={course.db_url}"] if course.db_url else []  # (--db-url)
+        proc = subprocess.run(_nbgrader(*make_args(assignment), *given), cwd=course.root, env=_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
         errors = [line for line in proc.stdout.splitlines() if "| ERROR]" in line]
         if proc.returncode:
@@ -679,7 +696,11 @@ def _run_each(course, assignments, make_args, what, say):
 
 
 def cmd_feedback(options, say=print):
-    course = Course.load(options.course)
+    course = Course.load(options.course, options.db_url)
+    why = course.check_gradebook()
+    if why:
+        say(f"Cannot make feedback: {why}")
+        return 2
     assignments = options.assignment or sorted({p.name for p in course.path("autograded").glob("*/*") if p.is_dir()})
     if not assignments:
         say(f"Nothing autograded under {course.path('autograded')}")
@@ -771,7 +792,11 @@ def grade_rows(course):
 
 
 def cmd_grades(options, say=print):
-    course = Course.load(options.course)
+    course = Course.load(options.course, options.db_url)
+    why = course.check_gradebook()
+    if why:
+        say(f"Cannot read the grades: {why}")
+        return 2
     target = pathlib.Path(options.to or course.root / "grades.csv").resolve()
     rows = grade_rows(course)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -793,6 +818,10 @@ def parser():
     common.add_argument("--course", type=pathlib.Path, default=None,
                         help="the course folder (nbgrader_config.py): default the current folder if it has one, "
                              "otherwise this repository's assignments/")
+    common.add_argument("--db-url", default=None,
+                        help="the gradebook's database, a SQLAlchemy URL (default: c.CourseDirectory.db_url in the "
+                             "course's nbgrader_config.py, itself sqlite:///<course>/gradebook.db by default), e.g. "
+                             "postgresql+psycopg2://user@host/gradebook (grader/gradebook_db.py)")
     grade = sub.add_parser("autograde", parents=[common], help="autograde every submission under submitted/")
     grade.add_argument("--assignment", nargs="+", help="assignment ids (default: every one with submissions)")
     grade.add_argument("--timeout", type=int, default=None,

@@ -145,9 +145,10 @@ def nbgrader(course, env, *args):
     return proc
 
 
-def make_course(root):
+def make_course(root, db_url=None):
     """A toy course folder (the toy assignment released: the gradebook knows it) and, beside it, its checks
-    package. Returns (course, the folder to put on PYTHONPATH)."""
+    package; db_url: its gradebook's database (default nbgrader's, sqlite:///<course>/gradebook.db). Returns
+    (course, the folder to put on PYTHONPATH)."""
     checks = root / "checks"
     (checks / CHECKS_PACKAGE).mkdir(parents=True)
     (checks / CHECKS_PACKAGE / "__init__.py").write_text('"""The toy course\'s checks (one module per assignment)."""\n')
@@ -156,7 +157,8 @@ def make_course(root):
     (course / "source" / "toy").mkdir(parents=True)
     nbformat.write(toy_source(), course / "source" / "toy" / "toy.ipynb")
     config = (ROOT / "assignments" / "nbgrader_config.py").read_text()
-    (course / "nbgrader_config.py").write_text(config + TOY_CONFIG)
+    gradebook = f"c.CourseDirectory.db_url = {db_url!r}\n" if db_url else ""
+    (course / "nbgrader_config.py").write_text(config + TOY_CONFIG + gradebook)
     (course / "manifest.toml").write_text(TOY_MANIFEST)
     nbgrader(course, env_with_checks(checks), "generate_assignment", "toy")
     return course, checks
@@ -375,15 +377,33 @@ def autograde_command(course, *args):
     return [sys.executable, "-m", "grader.classroom", "autograde", "--course", str(course), "--jobs", "2", *args]
 
 
+def db_url(course):
+    """The course's gradebook database (its nbgrader_config.py's db_url)."""
+    return classroom.Course.load(course).coursedir.db_url
+
+
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """The toy class, autograded by the classroom driver (2 sandbox slots), then given feedback."""
-    course, checks = make_course(tmp_path_factory.mktemp("toy"))
+def postgres():
+    """A throwaway PostgreSQL server (tests/pg_server.py) for this module's gradebooks."""
+    from pg_server import PostgresServer
+
+    with PostgresServer() as server:
+        yield server
+
+
+# every end-to-end test below runs twice: the gradebook in SQLite (nbgrader's default) and in PostgreSQL
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def graded(request, tmp_path_factory):
+    """The toy class, autograded by the classroom driver (2 sandbox slots), then given feedback; its gradebook in
+    SQLite or in a PostgreSQL database of a throwaway server."""
+    url = request.getfixturevalue("postgres").create_database("toy") if request.param == "postgresql" else None
+    course, checks = make_course(tmp_path_factory.mktemp("toy"), url)
     env = env_with_checks(checks)
     write_submissions(course)
     from nbgrader.api import Gradebook
 
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "rnn-course") as gb:  # as `nbgrader db ... add` would
+    assert db_url(course).startswith(request.param)
+    with Gradebook(db_url(course), "rnn-course") as gb:  # as `nbgrader db ... add` would
         gb.update_or_create_student(ABSENT, last_name="Doe", first_name="Ann", email="ann.doe@example.org")
         gb.update_or_create_assignment(UNSUBMITTED, duedate="2026-01-15 12:00:00")
     before = fingerprint(course / "submitted")
@@ -401,7 +421,7 @@ def graded(tmp_path_factory):
 def gradebook_view(course):
     from nbgrader.api import Gradebook, MissingEntry
 
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "rnn-course") as gb:
+    with Gradebook(db_url(course), "rnn-course") as gb:
         view = {}
         for student in gb.students:
             try:
@@ -447,6 +467,8 @@ def test_every_submission_is_in_the_report_with_its_status_score_and_reason(grad
 
 
 def test_the_gradebook_holds_every_grade_exactly(graded):
+    # (in PostgreSQL, nothing in a SQLite file beside it)
+    assert (graded["course"] / "gradebook.db").exists() == db_url(graded["course"]).startswith("sqlite:")
     view = gradebook_view(graded["course"])
     assert set(view) == set(EXPECTED)
     for student, (status, score, grades, _) in EXPECTED.items():
