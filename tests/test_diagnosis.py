@@ -403,3 +403,18 @@ def test_the_grader_scores_with_the_search_unless_switched_off(tmp_path, monkeyp
             assert captured.registry is not registry("a3_gru")
         else:
             assert explainers == [] and captured.registry is registry("a3_gru")
+
+
+def test_a_gradient_check_cell_names_a_mutant_of_the_function_that_breaks_it():
+    """The gradient check's test lists what the checks of the functions it relies on say; scored by the grader's
+    registry (with the search), it names an unlisted mistake there too: here the bias counted twice in
+    rnn_step_forward, with no gradient check stored."""
+    doubled = "def rnn_step_forward(x_t, h_prev, W, U, b):\n    h_t = np.tanh(x_t @ W + h_prev @ U + 2 * b)\n" \
+              "    return h_t, (x_t, h_prev, W, U, h_t)\n"
+    ns = student("a1_rnn", doubled)
+    result, text = grade("a1_rnn", "gradient_check", ns)
+    assert result.score == 0.0
+    line = next(line for line in text.splitlines() if line.strip().startswith("rnn_step_forward: fails"))
+    assert "Likely mistake [auto-" in text.split(line, 1)[1].split("\n  rnn_step_backward")[0], text
+    _, plain = grade("a1_rnn", "gradient_check", ns, explain=False)
+    assert "Likely mistake [auto-" not in plain

@@ -352,13 +352,14 @@ def _dict_problems(var, value, function, inputs, tol):
     return problems
 
 
-def _function_checks(namespace):
+def _function_checks(namespace, registry=None):
     """One line per graded function: does it pass its visible check, and which known mistake matches it."""
     keys = ("rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward", "numerical_gradient")
-    return function_summary(REGISTRY, namespace, {key: [REGISTRY.spec(key).visible_case()] for key in keys})
+    registry = registry or REGISTRY  # the grader's copy also searches mutants of the solution
+    return function_summary(registry, namespace, {key: [registry.spec(key).visible_case()] for key in keys})
 
 
-def check_gradient_errors(namespace, tol=GRADIENT_CHECK_TOL, out=None):
+def check_gradient_errors(namespace, tol=GRADIENT_CHECK_TOL, out=None, registry=None):
     """The test of the gradient check the student runs: the dicts of GRADIENT_CHECK_DICTS in the notebook's
     namespace hold one relative error per input, each below tol. Raises AssertionError saying what is missing or too
     large, followed by what the checks of the five graded functions say (a gradient check fails when the backward
@@ -368,7 +369,8 @@ def check_gradient_errors(namespace, tol=GRADIENT_CHECK_TOL, out=None):
         problems += _dict_problems(var, namespace.get(var), function, inputs, tol)
     if problems:
         lines = ["Gradient check not passed:", *(f"  - {p}" for p in problems),
-                 "What the checks of your functions say (on their small examples):", *_function_checks(namespace),
+                 "What the checks of your functions say (on their small examples):",
+                 *_function_checks(namespace, registry),
                  "If they all pass, look at the gradient check itself: the function you differentiate, the upstream "
                  "gradient you give, and which analytic gradient you compare with which input."]
         raise AssertionError("\n".join(lines))
