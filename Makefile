@@ -73,9 +73,16 @@ ASSIGNMENT ?=
 JOBS ?= 2
 # DB_URL=postgresql+psycopg2://user@host/gradebook: the gradebook there instead of the course's db_url
 DB_URL ?=
+# ENGINE=dask (default): a Dask LocalCluster of JOBS worker processes, resumable (grader/cluster.py);
+# SCHEDULER=tcp://host:8786: an existing Dask cluster instead; REGRADE=1: grade again what was graded already;
+# ENGINE=threads: the one-process driver
+ENGINE ?= dask
+SCHEDULER ?=
+REGRADE ?=
 autograde: $(STAMP) $(BWRAP)
-	$(BIN)/python -m grader.classroom autograde --course $(COURSE) --jobs $(JOBS) \
-		$(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) $(if $(DB_URL),--db-url '$(DB_URL)')
+	$(BIN)/python -m grader.classroom autograde --course $(COURSE) --jobs $(JOBS) --engine $(ENGINE) \
+		$(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) $(if $(DB_URL),--db-url '$(DB_URL)') \
+		$(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(REGRADE),--regrade)
 
 clean:
 	rm -rf _build

@@ -2,7 +2,8 @@
 
     python -m grader.classroom autograde [--course DIR] [--assignment ID ...] [--timeout SECONDS]
                                          [--submission-timeout SECONDS] [--jobs N] [--unsafe-no-sandbox]
-                                         [--no-similarity]
+                                         [--no-similarity] [--db-url URL]
+                                         [--engine threads|dask] [--scheduler ADDRESS] [--regrade]
     python -m grader.classroom feedback [--course DIR] [--assignment ID ...]
     python -m grader.classroom grades [--course DIR] [--to FILE]      (also: export)
 
@@ -27,6 +28,11 @@ nbgrader's warnings and errors for each submission to <course>/autograded/autogr
 Then (unless --no-similarity) grader/similarity.py compares the graded functions of the graded submissions with each
 other's, course_pkg's and the book's: <course>/autograded/similarity_report.csv, the flagged notebooks flagged in the
 gradebook, one summary line; no score or comment changes.
+
+--engine dask (the default of `make autograde`) or --scheduler ADDRESS: the same grading, one Dask task per
+submission on a LocalCluster of --jobs worker processes or on an existing cluster, resumable and exclusive through
+the grading ledger in the gradebook's database (grader/cluster.py, grader/ledger.py). --db-url: the gradebook's
+database instead of the configuration's (grader/gradebook_db.py checks it first, for every command).
 
 feedback runs `nbgrader generate_feedback <assignment> --force`. grades writes <course>/grades.csv: nbgrader
 export's columns (from the gradebook), one row per student and assignment sorted by student then assignment, and a
@@ -638,6 +644,8 @@ def cmd_autograde(options, say=print):
     if not assignments:
         say(f"No submissions under {course.path('submitted')}")
         return 0
+    if options.engine == "dask" or options.scheduler:
+        return autograde_dask(course, assignments, options, say, start)
     try:  # before any submission is touched: no sandbox, no grading
         sandboxes = Pool(options.jobs, unsafe_no_sandbox=options.unsafe_no_sandbox).start()
     except SandboxError as exc:
@@ -667,6 +675,150 @@ def cmd_autograde(options, say=print):
     if not options.no_similarity:
         say(_similarity(course, outcomes))
     return 0
+
+
+def autograde_dask(course, assignments, options, say, start):
+    """cmd_autograde on Dask distributed (grader/cluster.py), resumable through the ledger (grader/ledger.py).
+    Exit status: 0, 2 (could not start: nothing touched) or 1 (the engine failed on some submission: it is left
+    ungraded and unclaimed, for the next run)."""
+    from distributed import as_completed
+
+    from . import cluster, ledger
+
+    try:  # before any submission is touched: the scheduler, then every worker (course folder, gradebook, sandbox)
+        client, local = cluster.start(options)
+    except cluster.ClusterError as exc:
+        say(f"Cannot grade: {exc}")
+        return 2
+    try:
+        where = f"Dask scheduler {client.scheduler.address}" + (" (a LocalCluster)" if local else "")
+        workers = client.run(cluster.check_worker, str(course.root), course.db_url, options.unsafe_no_sandbox)
+        if not workers:
+            say(f"Cannot grade: the {where} has no worker")
+            return 2
+        for address, why in sorted(workers.items()):
+            if why:
+                say(f"Cannot grade: worker {address} of the {where}: {why}")
+                return 2
+        if options.unsafe_no_sandbox:
+            say("WARNING: --unsafe-no-sandbox: the students' code runs without the sandbox and can read this course "
+                "folder and use the network (scores still come from the grader).")
+        say(f"{where}: {len(workers)} worker(s), each with a sandbox slot, ready in {time.monotonic() - start:.1f} s")
+        return _grade_on_cluster(course, assignments, options, say, start, client, ledger, as_completed)
+    finally:
+        client.close()
+        if local is not None:
+            local.close()
+
+
+def _grade_on_cluster(course, assignments, options, say, start, client, ledger, as_completed):
+    from . import cluster
+
+    book = ledger.Ledger(course.coursedir.db_url, course.coursedir.course_id,
+                         lease_seconds=max(3600.0, 4 * options.submission_timeout))
+    config = overrides(options)
+    prepared = {a: prepare_assignment(course, a, options) for a in assignments}
+    outcomes, resumed, busy, failed, tasks = [], [], [], [], []
+    with course.gradebook() as gb:  # one by one here: two workers must not create one student at once
+        for student in sorted({s for outs, _ in prepared.values() for s, o in outs.items() if o.problem is None}):
+            gb.update_or_create_student(student)
+    for assignment, (assignment_outcomes, expected) in prepared.items():
+        grading = grading_digest(course, assignment)
+        for student, outcome in sorted(assignment_outcomes.items()):
+            folder = course.path("submitted", student, assignment)
+            digest = ledger.combined(ledger.content_hash(folder), grading)
+            state, found = book.claim(assignment, student, digest, again=options.regrade)
+            if state == ledger.RESUME:
+                resumed.append((outcome, found))
+                continue
+            if state == ledger.BUSY:
+                busy.append((outcome, found))
+                continue
+            if outcome.problem is not None:  # cannot be graded: recorded here, at once
+                _record(course, assignment, {student: outcome}, {}, [e.name for e in expected], {})
+                book.finish(assignment, student, digest, ledger.Result(outcome.status, outcome.score,
+                                                                       outcome.max_score, outcome.reason))
+                outcomes.append(outcome)
+                continue
+            tasks.append((cluster.Task(str(course.root), course.db_url, options.unsafe_no_sandbox,
+                                       course.coursedir.course_id, book.run_id, assignment, student, digest,
+                                       [e.name for e in expected], config), outcome))
+    tasks.sort(key=lambda t: -_submitted_size(course, t[0].assignment, t[0].student))  # the longest first
+    futures = {client.submit(cluster.grade, task, outcome, key=f"grade-{task.assignment}-{task.student}-"
+                             f"{book.run_id[:8]}", pure=False, retries=0): (task, outcome)
+               for task, outcome in tasks}
+    logs = {}
+    from tqdm import tqdm
+
+    with tqdm(total=len(futures), desc="Grading", unit="submission", disable=None) as bar:
+        for future in as_completed(futures):
+            task, outcome = futures.pop(future)
+            try:
+                graded, lines, kept = future.result()
+                future.release()  # (the scheduler forgets it: a worker that dies later does not run it again)
+            except Exception as exc:  # noqa: BLE001 - the engine failed (KilledWorker too often, a sandbox error)
+                future.release()
+                book.release(task.assignment, task.student)
+                failed.append((outcome, f"{type(exc).__name__}: {exc}".split("\n")[0]))
+                bar.update()
+                continue
+            logs[(task.assignment, task.student)] = lines
+            if not kept:
+                graded.notes.append("the ledger's claim was lost to another run (its result was kept)")
+            outcomes.append(graded)
+            bar.update()
+    book.close()
+    write_log(course, logs)
+    earlier = [_from_ledger(o, r) for o, r in resumed]  # (a killed run's results, too: the report has them all)
+    report = write_report(course, outcomes + earlier)
+    seconds = time.monotonic() - start
+    counts = {status: sum(o.status == status for o in outcomes) for status in (GRADED, WITH_PROBLEMS, NOT_GRADED)}
+    say(f"\nAutograded {len(outcomes)} submission(s) in {seconds:.1f} s: {counts[GRADED]} graded, "
+        f"{counts[WITH_PROBLEMS]} graded with problems, {counts[NOT_GRADED]} not graded; {len(resumed)} resumed "
+        f"(graded before from the same files), {len(busy)} being graded by another run, {len(failed)} failed in "
+        "the engine.")
+    for o in outcomes:
+        if o.status != GRADED:
+            say(f"  {o.student} / {o.assignment}: {o.status}, {o.score:g} of {o.max_score:g}: {o.reason}")
+    for o, owner in busy:
+        say(f"  {o.student} / {o.assignment}: being graded by another run ({owner}): left to it")
+    for o, why in failed:
+        say(f"  {o.student} / {o.assignment}: the grading engine failed ({why}): not graded, run again")
+    say(f"Report: {report}")
+    if not options.no_similarity:
+        say(_similarity(course, outcomes + earlier))
+    return 1 if failed else 0
+
+
+def grading_digest(course, assignment):
+    """sha256 of what decides an assignment's grades besides the submission: the course's nbgrader_config.py and
+    manifest.toml, the assignment's source folder and its checks module's file (a change to any of them: a re-run
+    grades the assignment again)."""
+    import hashlib
+    import importlib.util
+
+    from . import ledger, manifest
+
+    digest = hashlib.sha256()
+    for name in ("nbgrader_config.py", "manifest.toml"):
+        path = course.root / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b""))
+    source = course.path("source", ".", assignment)
+    digest.update(ledger.content_hash(source).encode() if source.is_dir() else b"no source")
+    try:
+        spec = importlib.util.find_spec(manifest.course_assignment(course.root, assignment).checks)
+        digest.update(pathlib.Path(spec.origin).read_bytes())
+    except Exception:  # noqa: BLE001 - not in the manifest or not importable here: the workers will say so
+        digest.update(b"no checks module")
+    return digest.hexdigest()
+
+
+def _from_ledger(outcome, result):
+    """The Outcome of a submission graded by an earlier run, from the ledger's result."""
+    problem = result.reason if result.status == NOT_GRADED else None
+    notes = [result.reason] if result.status == WITH_PROBLEMS and result.reason else []
+    return dataclasses.replace(outcome, problem=problem, notes=notes, score=float(result.score or 0.0),
+                               max_score=float(result.max_score or 0.0))
 
 
 def _similarity(course, outcomes):
@@ -834,6 +986,13 @@ def parser():
     grade.add_argument("--unsafe-no-sandbox", action="store_true",
                        help="run the students' code WITHOUT the sandbox (it can then read the course folder and use "
                             "the network); only for trying the course on a machine without bubblewrap")
+    grade.add_argument("--engine", choices=("threads", "dask"), default="threads",
+                       help="threads: nbgrader in this process, --jobs at once (default); dask: a Dask "
+                            "distributed LocalCluster of --jobs worker processes, resumable (grader/cluster.py)")
+    grade.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="grade on this existing Dask cluster (e.g. tcp://host:8786; implies --engine dask)")
+    grade.add_argument("--regrade", action="store_true",
+                       help="dask engine: grade every submission again, even those graded from the same files")
     grade.add_argument("--max-notebook-mb", type=float, default=500, help="larger notebooks are not graded")
     grade.add_argument("--no-similarity", action="store_true",
                        help="skip the copying check after grading (grader/similarity.py: "

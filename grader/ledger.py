@@ -42,8 +42,13 @@ def content_hash(folder):
     return digest.hexdigest()
 
 
+def combined(*digests):
+    """One sha256 of several (a submission's content hash and its assignment's grading digest)."""
+    return hashlib.sha256("\0".join(digests).encode()).hexdigest()
+
+
 def _table(metadata):
-    from sqlalchemy import Column, Float, String, Table, Text
+    from sqlalchemy import Column, Float, Integer, String, Table, Text
 
     return Table(
         TABLE, metadata,
@@ -55,6 +60,8 @@ def _table(metadata):
         Column("run_id", String(64), nullable=False),
         Column("owner", String(256), nullable=False),
         Column("claimed_at", Float, nullable=False),
+        Column("attempts", Integer, nullable=False),  # gradings begun under the current claim (begin())
+        Column("worker", String(256)),  # host:pid of the process that began the last of them
         Column("finished_at", Float),
         Column("status", String(32)),
         Column("score", Float),
@@ -130,15 +137,15 @@ class Ledger:
             found = connection.execute(select(self.table).where(self._key(assignment, student))).mappings().first()
             return dict(found) if found else None
 
-    def claim(self, assignment, student, digest):
-        """(GRADE, None): this run grades it now; (RESUME, Result): graded before from this content;
-        (BUSY, owner): another live run is grading it."""
+    def claim(self, assignment, student, digest, again=False):
+        """(GRADE, None): this run grades it now; (RESUME, Result): graded before from this content (again=True:
+        graded now all the same); (BUSY, owner): another live run is grading it."""
         from sqlalchemy import and_, insert, or_, update
         from sqlalchemy.exc import IntegrityError
 
         t, now = self.table, time.time()
         mine = {"content_hash": digest, "state": CLAIMED, "run_id": self.run_id, "owner": self.owner,
-                "claimed_at": now, "finished_at": None, "status": None, "score": None, "max_score": None,
+                "claimed_at": now, "attempts": 0, "worker": None, "finished_at": None, "status": None, "score": None, "max_score": None,
                 "reason": None}
         for _ in range(5):
             try:
@@ -151,7 +158,7 @@ class Ledger:
             row = self.row(assignment, student)
             if row is None:  # (deleted in between: insert again)
                 continue
-            if row["state"] == DONE and row["content_hash"] == digest:
+            if row["state"] == DONE and row["content_hash"] == digest and not again:
                 return RESUME, Result(row["status"], row["score"], row["max_score"], row["reason"] or "")
             takeable = (row["state"] == DONE or row["run_id"] == self.run_id or row["claimed_at"] < now - self.lease
                         or not _alive(row["owner"]))
@@ -164,6 +171,25 @@ class Ledger:
             if done.rowcount == 1:
                 return GRADE, None
         return BUSY, "another run (the claim kept changing)"
+
+    def begin(self, assignment, student, digest):
+        """Count a grading begun under this run's claim (a worker killed mid-way: its task begins again). If this
+        run has the result already (a task Dask ran again because the worker that held its result died), return
+        it: nothing is graded twice; else None."""
+        from sqlalchemy import update
+
+        t = self.table
+        mine = self._key(assignment, student) & (t.c.run_id == self.run_id) & (t.c.content_hash == digest)
+        with self.engine.begin() as connection:
+            done = connection.execute(update(t).where(mine & (t.c.state == CLAIMED))
+                                      .values(attempts=t.c.attempts + 1,
+                                              worker=f"{socket.gethostname()}:{os.getpid()}"))
+        if done.rowcount == 1:
+            return None
+        row = self.row(assignment, student)
+        if row and row["run_id"] == self.run_id and row["state"] == DONE and row["content_hash"] == digest:
+            return Result(row["status"], row["score"], row["max_score"], row["reason"] or "")
+        return None
 
     def finish(self, assignment, student, digest, result):
         """Record the result if this run still holds the claim; True if it was recorded."""
