@@ -210,7 +210,9 @@ def _enter_worker(fd, options):
                 fh.write(f"0 {outer_uid} 1")
             with open("/proc/self/gid_map", "w") as fh:
                 fh.write(f"0 {outer_gid} 1")
-        pid = os.fork()
+        pid = _fork_patiently()  # the slot's pids cgroup may still hold a killed fork bomb's processes
+        if pid is None:
+            raise OSError("no process can be started in the slot (its process limit is reached)")
         if pid == 0:
             _worker_init(fd, options, user_ns)
         os.close(fd)
