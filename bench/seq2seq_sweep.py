@@ -24,7 +24,10 @@ first updates of a committed run reproduces its first training losses (tests/tes
 The JSON holds "config", "environment", "study" (the learning-rate study's runs) and "runs", one record per (cell,
 attention, training, seed) with the curve (exact match every eval_every updates, update 0 included), the mean
 training loss per window, the training loss of each of the first `head` updates, and the final measurements.
-Partial results are written after every run, and --full resumes from them.
+Partial results are written after every run, and --full resumes from them; it also reuses the runs of a file made
+with another grid of rates or other seeds (REUSABLE_ACROSS) that are the same run: a study run at a rate still in the
+grid, a main run at the rate its model still wins. "provenance" lists the invocations that computed the file's runs
+(start, end, seconds, what each computed) and "total_seconds" their sum.
 """
 
 import os
@@ -196,36 +199,80 @@ def chosen_lr(study_records, cell, attention):
     return max(mine, key=lambda r: r["val_exact"])["lr"]
 
 
+# What a run depends on besides its key: the config without these entries. A study run is the same run whatever the
+# grid and the seeds (its rate is in its key); a main run too, as long as its model's chosen rate is its own.
+REUSABLE_ACROSS = ("study_lrs", "seeds")
+
+
+def reusable(previous_cfg, cfg):
+    """Runs of a sweep made with previous_cfg can be reused for cfg: the configs differ at most in REUSABLE_ACROSS."""
+    strip = lambda c: {k: v for k, v in json.loads(json.dumps(c)).items() if k not in REUSABLE_ACROSS}  # noqa: E731
+    return strip(previous_cfg) == strip(cfg)
+
+
+def plan_runs(cfg):
+    """The main runs, seed by seed (every model's first seeds before any model's later ones)."""
+    models = [(c, a, "teacher") for c, a in cfg["models"]] + [(c, a, "scheduled") for c, a in cfg["scheduled"]["models"]]
+    return [(c, a, t, s) for s in cfg["seeds"] for c, a, t in models]
+
+
 def run_sweep(cfg, log=print, previous=None, checkpoint=None):
+    """Every planned run, reusing those of `previous` (a sweep's JSON with a reusable config) that are the same run.
+
+    The result's "provenance" lists the invocations that computed its runs (the earlier ones copied from `previous`,
+    this one appended) and "total_seconds" their sum; each run computed here carries "computed_at" (UTC)."""
     t0 = time.perf_counter()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     previous = previous or {}
     done_study = {(r["cell"], r["attention"], r["lr"]): r for r in previous.get("study", [])}
-    done_runs = {(r["cell"], r["attention"], r["training"], r["seed"]): r for r in previous.get("runs", [])}
+    done_runs = {(r["cell"], r["attention"], r["training"], r["seed"], r["lr"]): r for r in previous.get("runs", [])}
+    earlier = previous.get("provenance", [])
+    mine = {"started": started, "computed_study": [], "computed_runs": [], "reused_study": 0, "reused_runs": 0}
     result = {"config": cfg, "study": [], "runs": []}
 
-    def save():
-        result["environment"] = environment(time.perf_counter() - t0)
+    def save(final=False):
+        seconds = time.perf_counter() - t0
+        result["environment"] = environment(seconds)
+        mine["seconds"] = round(seconds, 1)
+        mine["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) if final else None
+        computed = mine["computed_study"] or mine["computed_runs"]
+        result["provenance"] = earlier + ([mine] if computed else [])  # an invocation that only reused: not listed
+        result["total_seconds"] = round(sum(p["seconds"] for p in result["provenance"]), 1)
         if checkpoint is not None:
             checkpoint(result)
 
+    def stamp(rec):
+        rec["computed_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return rec
+
     for records in study(cfg, log, done_study):
+        for r in records:
+            if "computed_at" not in r and (r["cell"], r["attention"], r["lr"]) not in done_study:
+                stamp(r)
+                mine["computed_study"].append([r["cell"], r["attention"], r["lr"]])
         result["study"] = list(records)
         save()
-    plan = [(c, a, "teacher", s) for c, a in cfg["models"] for s in cfg["seeds"]]
-    plan += [(c, a, "scheduled", s) for c, a in cfg["scheduled"]["models"] for s in cfg["seeds"]]
-    for cell, attention, training, seed in plan:
-        key = (cell, attention, training, seed)
+    mine["reused_study"] = len(result["study"]) - len(mine["computed_study"])
+    lrs = {(c, a): chosen_lr(result["study"], c, a) for c, a in cfg["models"]}
+    for (c, a), lr in lrs.items():
+        grid = sorted(r["lr"] for r in result["study"] if (r["cell"], r["attention"]) == (c, a))
+        if lr == grid[-1]:
+            log(f"WARNING: {c} {a}: the best rate, {lr}, is the largest of the grid: widen study_lrs upwards")
+    for cell, attention, training, seed in plan_runs(cfg):
+        lr = lrs[(cell, attention)]
+        key = (cell, attention, training, seed, lr)
         if key in done_runs:
             result["runs"].append(done_runs[key])
+            mine["reused_runs"] += 1
             continue
-        lr = chosen_lr(result["study"], cell, attention)
         rec, params = train_run(cell, attention, seed, lr, cfg, training=training, log=log)
         rec["final"] = final_measurements(params, cfg)
-        log(f"{cell} {attention} {training} seed {seed}: exact {rec['final']['exact']:.3f} "
+        log(f"{cell} {attention} {training} seed {seed} lr {lr}: exact {rec['final']['exact']:.3f} "
             f"by digits {rec['final']['exact_by_digits']}")
-        result["runs"].append(rec)
+        result["runs"].append(stamp(rec))
+        mine["computed_runs"].append([cell, attention, training, seed, lr])
         save()
-    save()
+    save(final=True)
     return result
 
 
@@ -251,9 +298,10 @@ def main(argv=None):
     previous = None
     if out is not None and out.is_file():
         earlier = json.loads(out.read_text())
-        if earlier.get("config") == json.loads(json.dumps(cfg)):
+        if reusable(earlier.get("config", {}), cfg):
             previous = earlier
-            print(f"resuming from {out}: {len(earlier['study'])} study runs, {len(earlier['runs'])} runs done")
+            print(f"reusing from {out} what is the same run: {len(earlier['study'])} study runs, "
+                  f"{len(earlier['runs'])} runs on file")
     result = run_sweep(cfg, previous=previous, checkpoint=None if out is None else lambda r: write(r, out))
     print(f"done in {result['environment']['seconds']:.0f} s")
     if out is not None:

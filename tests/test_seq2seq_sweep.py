@@ -3,6 +3,8 @@
 1. The committed data were made with the script's FULL configuration and hold every run it plans, once: the
    learning-rate study (every model at every rate, with its validation score), the teacher-forced runs and the
    scheduled-sampling runs, each at the rate its model won in the study, with complete curves and final measurements.
+   "provenance" names the invocation of the script that computed each run (the file reuses runs across changes of
+   the grid of rates and of the seeds: bench/seq2seq_sweep.py's REUSABLE_ACROSS).
 2. Re-running the first updates of committed runs (a teacher-forced and a scheduled-sampling one) reproduces their
    first training losses: the data come from this script with this configuration. Runs are seeded and use one BLAS
    thread; the tolerance absorbs float32 rounding (the data were made by the step-by-step decoder, which computes the
@@ -37,14 +39,13 @@ def test_committed_config_is_the_scripts_full_config(data, sweep):
         "re-run `python bench/seq2seq_sweep.py --full`")
 
 
-def test_every_planned_run_is_there_once_and_complete(data):
+def test_every_planned_run_is_there_once_and_complete(data, sweep):
     cfg = data["config"]
     study = {(r["cell"], r["attention"], r["lr"]) for r in data["study"]}
     assert len(study) == len(data["study"])
     assert study == {(c, a, lr) for c, a in cfg["models"] for lr in cfg["study_lrs"]}
     assert all(0 <= r["val_exact"] <= 1 and r["updates"] == cfg["study_updates"] for r in data["study"])
-    plan = [(c, a, "teacher", s) for c, a in cfg["models"] for s in cfg["seeds"]]
-    plan += [(c, a, "scheduled", s) for c, a in cfg["scheduled"]["models"] for s in cfg["seeds"]]
+    plan = sweep.plan_runs(cfg)
     keys = [(r["cell"], r["attention"], r["training"], r["seed"]) for r in data["runs"]]
     assert sorted(keys, key=str) == sorted(plan, key=str)
     n_digits = cfg["digits"][1] - cfg["digits"][0] + 1
@@ -65,6 +66,23 @@ def test_every_planned_run_is_there_once_and_complete(data):
 def test_runs_use_the_learning_rate_chosen_on_validation_data(data, sweep):
     for r in data["runs"]:
         assert r["lr"] == sweep.chosen_lr(data["study"], r["cell"], r["attention"])
+
+
+def test_provenance_names_the_invocation_that_computed_every_run(data):
+    computed_study = [tuple(k) for p in data["provenance"] for k in p["computed_study"]]
+    computed_runs = [tuple(k) for p in data["provenance"] for k in p["computed_runs"]]
+    assert sorted(computed_study, key=str) == sorted(((r["cell"], r["attention"], r["lr"]) for r in data["study"]),
+                                                     key=str)
+    assert sorted(computed_runs, key=str) == sorted(((r["cell"], r["attention"], r["training"], r["seed"], r["lr"])
+                                                     for r in data["runs"]), key=str)
+    assert np.isclose(data["total_seconds"], sum(p["seconds"] for p in data["provenance"]), atol=0.05)
+
+
+def test_reuse_needs_the_same_config_apart_from_the_grid_and_the_seeds(sweep):
+    cfg = json.loads(json.dumps(sweep.FULL))
+    assert sweep.reusable({**cfg, "study_lrs": [0.001], "seeds": [0]}, cfg)
+    assert not sweep.reusable({**cfg, "updates": cfg["updates"] + 1}, cfg)
+    assert not sweep.reusable({**cfg, "scheduled": {**cfg["scheduled"], "k": 1}}, cfg)
 
 
 @pytest.mark.slow
