@@ -96,6 +96,7 @@ class Course:
         root = pathlib.Path(root).resolve()
         if not (root / "nbgrader_config.py").exists():
             raise SystemExit(f"{root} is not an nbgrader course: it has no nbgrader_config.py")
+        gradebook_db.tune_sqlite()  # (a SQLite gradebook: WAL, no fsync per commit; see there)
         config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
         if db_url:
             config.CourseDirectory.db_url = db_url

@@ -19,6 +19,35 @@ from __future__ import annotations
 import os
 
 CONNECT_SECONDS = 10  # a server that does not answer within this is reported unreachable
+SQLITE_BUSY_SECONDS = 60  # how long a SQLite writer waits for another (nbgrader's engines keep the default 5 s)
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    import sqlite3
+
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_SECONDS * 1000}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+
+def tune_sqlite():
+    """Make every SQLite connection this process opens (nbgrader's gradebook, the ledger) use write-ahead logging,
+    synchronous=NORMAL and a long busy timeout. nbgrader commits some 36 times per notebook; with the default
+    rollback journal each commit waits for two fsyncs, and a reader blocks the writers of the other threads or
+    worker processes. In WAL mode readers and one writer proceed together, and a commit is made durable at the next
+    checkpoint: a crash of the process loses nothing, a power failure can lose the last commits, never the file's
+    consistency (https://www.sqlite.org/wal.html). WAL needs every process on one machine: a gradebook shared by
+    several machines belongs in PostgreSQL (SQLite never did work on a network file system). Idempotent."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if not event.contains(Engine, "connect", _sqlite_pragmas):
+        event.listen(Engine, "connect", _sqlite_pragmas)
 
 
 class GradebookError(Exception):

@@ -467,9 +467,7 @@ def test_os_exit_is_worker_gone(worker):
 
 def frame(header_bytes, blobs=()):
     out = struct.pack("<I", len(header_bytes)) + header_bytes + struct.pack("<I", len(blobs))
-    for b in blobs:
-        out += struct.pack("<Q", len(b)) + b
-    return out
+    return out + b"".join(struct.pack("<Q", len(b)) for b in blobs) + b"".join(blobs)
 
 
 def receive_raw(data, **kw):
@@ -488,19 +486,49 @@ def npy(array, allow_pickle=False):
     return buffer.getvalue()
 
 
+def tag(blob, dtype, shape):
+    return {"$a": 0, "d": dtype, "s": list(shape)}, [blob]
+
+
 def test_protocol_refuses_pickles_and_object_arrays():
-    blobs = [npy(np.array([{"a": 1}, None], dtype=object), allow_pickle=True)]
+    pickled = npy(np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    for name in ("|O", "<U1", "<c16", "|V8", "|S8", ">f8", "<M8[s]", "float64", "f8", 8, None):
+        with pytest.raises(protocol.ProtocolError, match="refused"):
+            protocol.decode(*tag(b"\0" * 8, name, (1,)))  # an array of a dtype that is not plain numbers
     with pytest.raises(protocol.ProtocolError):
-        protocol.decode({"$a": 0}, blobs)
-    for bad in (np.array(["a", "b"]), np.array([1 + 2j]), np.zeros(2, dtype=[("x", "f8")])):
+        protocol.decode({"$a": 0}, [pickled])  # the .npy form of the old protocol (a pickle inside): no dtype
+    with pytest.raises(protocol.ProtocolError, match="disagree"):
+        protocol.decode(*tag(pickled, "<f8", (3,)))  # a pickle's bytes are never read as anything but numbers
+    for shape in ([-1], [2.0], ["2"], [1] * (protocol.MAX_DIMS + 1), 2, None):
         with pytest.raises(protocol.ProtocolError):
-            protocol.decode({"$a": 0}, [npy(bad)])
-    with pytest.raises(protocol.ProtocolError):
-        protocol.decode({"$a": 0}, [b"\x80\x04K\x01."])  # a raw pickle
+            protocol.decode({"$a": 0, "d": "<f8", "s": shape}, [b"\0" * 16])
     with pytest.raises(protocol.ProtocolError):
         protocol.encode(np.array([1, None], dtype=object), [])
-    a = protocol.decode({"$a": 0}, [npy(np.arange(3.0))])
-    assert type(a) is np.ndarray and a.tolist() == [0.0, 1.0, 2.0]
+    for bad in (np.array(["a", "b"]), np.array([1 + 2j]), np.zeros(2, dtype=[("x", "f8")])):
+        with pytest.raises(protocol.ProtocolError):
+            protocol.encode(bad, [])
+    a = protocol.decode(*tag(np.arange(3.0).tobytes(), "<f8", (3,)))
+    assert type(a) is np.ndarray and a.tolist() == [0.0, 1.0, 2.0] and a.flags.writeable and a.flags.owndata
+
+
+def test_protocol_round_trips_plain_arrays_exactly():
+    values = [np.arange(6.0).reshape(2, 3).T, np.float32(2.5), np.array(7), np.zeros((2, 0, 3), np.float16),
+              np.array([True, False]), np.arange(4, dtype=">i4"), np.array([np.nan, np.inf, -0.0]),
+              np.arange(10, dtype=np.uint64)[::3]]
+    blobs = []
+    tree = protocol.encode({"v": values}, blobs)
+    a, b = protocol.pair()
+    try:
+        protocol.send(a, {"tree": tree}, blobs)
+        header, got = protocol.receive(b)
+    finally:
+        a.close()
+        b.close()
+    back = protocol.decode(header["tree"], got)["v"]
+    for sent, came in zip(values, back, strict=True):
+        sent = np.asarray(sent)
+        assert type(came) is np.ndarray and came.shape == sent.shape and came.dtype == sent.dtype.newbyteorder("=")
+        assert came.tobytes() == sent.astype(came.dtype).tobytes() and came.flags.writeable
 
 
 def test_protocol_subclasses_are_handles_never_arrays():
@@ -538,7 +566,7 @@ def test_protocol_refuses_malformed_and_oversized_frames():
     with pytest.raises(EOFError):
         receive_raw(good[:-2])
     for tree in ({"$a": 5}, {"$a": "0"}, {"$x": 1}, {"$s": "1e999"}, {"$t": 3}, {"$d": [[1, 2]]},
-                 {"$h": 1}, {"$f": 1}, {"a": 1, "b": 2, "c": 3}):
+                 {"$h": 1}, {"$f": 1}, {"a": 1, "b": 2, "c": 3}, {"$a": 0, "d": "<f8", "s": [], "x": 1}):
         with pytest.raises(protocol.ProtocolError):
             protocol.decode(tree, [])
     deep = []

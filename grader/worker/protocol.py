@@ -1,12 +1,18 @@
 """The wire format between the trusted grader and a sandboxed worker: plain data only, never pickle.
 
-A message is a JSON header (a dict) and a list of binary blobs, each one array in numpy's .npy format, framed as
+A message is a JSON header (a dict) and a list of binary blobs, each the raw bytes of one array (C order), framed as
 
-    [u32 header length][header][u32 blob count]([u64 blob length][blob])*
+    [u32 header length][header][u32 blob count][u64 blob length]*[blob]*
+
+so that a message is read in four reads, whatever its number of arrays.
 
 Values inside a header are JSON, with these tagged forms:
-    {"$a": k}             blob k, an array: read back with np.load(allow_pickle=False), so always a plain ndarray
-                          of a numeric or bool dtype (object arrays and subclasses cannot cross)
+    {"$a": k, "d": "<f8", "s": [2, 3]}
+                          blob k, an array of that dtype and shape. Only the dtypes of DTYPES can be named (bool,
+                          integers, floats, little-endian), so what is read back is always a plain, writable ndarray
+                          that owns its memory: object arrays, structured dtypes and subclasses cannot cross, and
+                          nothing is unpickled or evaluated (numpy's .npy header would be parsed with
+                          ast.literal_eval; it is also some ten times slower for the small arrays of a check)
     {"$t": [...]}         a tuple
     {"$d": [[key, value], ...]}   a dict with str keys
     {"$h": id, "type": name}      an object that stays in the worker (a student's cache of a custom class):
@@ -21,7 +27,6 @@ size limits and never executes anything it reads.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import socket
@@ -35,6 +40,10 @@ MAX_TOTAL = 512 << 20  # bytes of one message
 MAX_BLOBS = 10_000
 MAX_DEPTH = 64
 ARRAY_KINDS = "biuf"  # bool, signed and unsigned integers, floats: what a graded function may return
+DTYPES = {np.dtype(t).str: np.dtype(t) for t in
+          ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+           "float16", "float32", "float64")}  # by their .str ("|b1", "<f8", ...): the only names a tag may use
+MAX_DIMS = 32
 
 
 class ProtocolError(Exception):
@@ -62,10 +71,11 @@ class Callback:
 # Encoding
 
 
-def _array_bytes(a):
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(a), allow_pickle=False)
-    return buffer.getvalue()
+def _array_tag(a, blobs):
+    if a.dtype.str not in DTYPES:  # a big-endian array: sent in the machine's order
+        a = a.astype(a.dtype.newbyteorder("="))
+    blobs.append(a.tobytes())  # (C order, whatever the array's layout)
+    return {"$a": len(blobs) - 1, "d": a.dtype.str, "s": list(a.shape)}
 
 
 def encode(value, blobs, handle=None, callback=None, depth=0):
@@ -78,12 +88,10 @@ def encode(value, blobs, handle=None, callback=None, depth=0):
     if type(value) is float:
         return value if math.isfinite(value) else {"$s": repr(value)}
     if type(value) is np.ndarray and value.dtype.kind in ARRAY_KINDS:
-        blobs.append(_array_bytes(value))
-        return {"$a": len(blobs) - 1}
+        return _array_tag(value, blobs)
     if (isinstance(value, np.generic) and type(value).__module__ == "numpy"
             and np.dtype(type(value)).kind in ARRAY_KINDS):
-        blobs.append(_array_bytes(np.asarray(value)))
-        return {"$a": len(blobs) - 1}
+        return _array_tag(np.asarray(value), blobs)
     if type(value) is tuple:
         return {"$t": [encode(v, blobs, handle, callback, depth + 1) for v in value]}
     if type(value) is list:
@@ -113,10 +121,10 @@ def decode(tree, blobs, handle=None, callback=None, keras=None, depth=0):
         return tree
     if isinstance(tree, list):
         return [decode(v, blobs, handle, callback, keras, depth + 1) for v in tree]
-    if not isinstance(tree, dict) or len(tree) > 2:
+    if not isinstance(tree, dict) or len(tree) > 3:
         raise ProtocolError("malformed value")
     if "$a" in tree:
-        return _load_array(blobs, tree["$a"])
+        return _load_array(blobs, tree)
     if "$t" in tree:
         return tuple(decode(v, blobs, handle, callback, keras, depth + 1) for v in _list(tree["$t"]))
     if "$d" in tree:
@@ -147,16 +155,19 @@ def _list(value):
     return value
 
 
-def _load_array(blobs, index):
-    if not isinstance(index, int) or not 0 <= index < len(blobs):
+def _load_array(blobs, tag):
+    index, name, shape = tag.get("$a"), tag.get("d"), tag.get("s")
+    if type(index) is not int or not 0 <= index < len(blobs):
         raise ProtocolError("array index out of range")
-    try:
-        a = np.load(io.BytesIO(blobs[index]), allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - whatever numpy rejects is a protocol error here
-        raise ProtocolError(f"unreadable array: {type(exc).__name__}") from None
-    if type(a) is not np.ndarray or a.dtype.kind not in ARRAY_KINDS:
-        raise ProtocolError(f"array of dtype {a.dtype} refused")
-    return a
+    dtype = DTYPES.get(name) if isinstance(name, str) else None
+    if dtype is None:
+        raise ProtocolError(f"array of dtype {str(name)[:20]!r} refused")
+    if not (isinstance(shape, list) and len(shape) <= MAX_DIMS
+            and all(type(n) is int and 0 <= n <= MAX_BLOB for n in shape)):
+        raise ProtocolError("malformed array shape")
+    if math.prod(shape) * dtype.itemsize != len(blobs[index]):
+        raise ProtocolError("array shape and size disagree")
+    return np.frombuffer(blobs[index], dtype=dtype).reshape(shape).copy()  # (a copy: writable, owns its memory)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -166,10 +177,8 @@ def _load_array(blobs, index):
 def frame(header, blobs=()):
     """The bytes of one message (raises, sending nothing, if json cannot write the header)."""
     data = json.dumps(header, allow_nan=False).encode()
-    parts = [struct.pack("<I", len(data)), data, struct.pack("<I", len(blobs))]
-    for blob in blobs:
-        parts += [struct.pack("<Q", len(blob)), blob]
-    return b"".join(parts)
+    return b"".join([struct.pack("<I", len(data)), data, struct.pack("<I", len(blobs)),
+                     struct.pack(f"<{len(blobs)}Q", *map(len, blobs)), *blobs])
 
 
 def send(sock, header, blobs=()):
@@ -180,14 +189,14 @@ def _read_exact(sock, n, budget):
     if n > budget[0]:
         raise ProtocolError("message too large")
     budget[0] -= n
-    chunks, left = [], n
-    while left:
-        chunk = sock.recv(min(left, 1 << 20))
-        if not chunk:
+    data = bytearray(n)
+    view, done = memoryview(data), 0
+    while done < n:
+        got = sock.recv_into(view[done:], min(n - done, 16 << 20))
+        if not got:
             raise EOFError("the other side closed the connection")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+        done += got
+    return data
 
 
 def receive(sock, max_total=MAX_TOTAL):
@@ -206,12 +215,16 @@ def receive(sock, max_total=MAX_TOTAL):
     (count,) = struct.unpack("<I", _read_exact(sock, 4, budget))
     if count > MAX_BLOBS:
         raise ProtocolError("too many arrays")
-    blobs = []
-    for _ in range(count):
-        (length,) = struct.unpack("<Q", _read_exact(sock, 8, budget))
-        if length > MAX_BLOB:
-            raise ProtocolError("array too large")
-        blobs.append(_read_exact(sock, length, budget))
+    lengths = struct.unpack(f"<{count}Q", _read_exact(sock, 8 * count, budget))
+    if any(length > MAX_BLOB for length in lengths):
+        raise ProtocolError("array too large")
+    if sum(lengths) > budget[0]:
+        raise ProtocolError("message too large")
+    payload = memoryview(_read_exact(sock, sum(lengths), budget))
+    blobs, start = [], 0
+    for length in lengths:
+        blobs.append(payload[start:start + length])
+        start += length
     return header, blobs
 
 
