@@ -604,7 +604,7 @@ def grade_class(course, assignments, options, sandboxes, say=print):
             for student in sorted({s for _, s in jobs}):
                 gb.update_or_create_student(student)
         results, logs = {}, {}
-        with warnings.catch_warnings():  # (entered and left here, around all the threads)
+        with warnings.catch_warnings(), gradebook_db.kept_open(course.coursedir.db_url):  # (around all the threads)
             from nbformat.warnings import DuplicateCellId
 
             # a submission whose cells share an id (a cell copied in a text editor): nbformat gives the copy a new id

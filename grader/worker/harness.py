@@ -370,7 +370,9 @@ def _build_keras(spec, weights):
     if kind not in _KERAS_KINDS:
         raise protocol.ProtocolError(f"unknown Keras layer {kind!r}")
     options = {k: bool(v) for k, v in dict(spec.get("options") or {}).items() if k in _KERAS_OPTIONS}
-    layer = getattr(keras.layers, kind)(int(spec["units"]), dtype=str(spec["dtype"]), **options)
+    zeros = {f"{k}_initializer": "zeros" for k in ("kernel", "recurrent", "bias")}  # (set_weights follows: the
+    # default orthogonal initializer's QR decomposition would be a third of the build's time, for nothing)
+    layer = getattr(keras.layers, kind)(int(spec["units"]), dtype=str(spec["dtype"]), **options, **zeros)
     layer.build((None, None, int(spec["input_dim"])))
     layer.set_weights(weights)
     return layer
