@@ -707,6 +707,10 @@ def autograde_dask(course, assignments, options, say, start):
         say(f"{where}: {len(workers)} worker(s), each with a sandbox slot, ready in {time.monotonic() - start:.1f} s")
         return _grade_on_cluster(course, assignments, options, say, start, client, ledger, as_completed)
     finally:
+        try:  # the workers' gradebook connections closed cleanly (a SQLite gradebook's write-ahead log folded in)
+            client.run(cluster.forget_engines)
+        except Exception:  # noqa: BLE001 - a worker gone: its connections went with it
+            pass
         client.close()
         if local is not None:
             local.close()
@@ -769,9 +773,10 @@ def _grade_on_cluster(course, assignments, options, say, start, client, ledger, 
             outcomes.append(graded)
             bar.update()
     book.close()
-    write_log(course, logs)
     earlier = [_from_ledger(o, r) for o, r in resumed]  # (a killed run's results, too: the report has them all)
-    report = write_report(course, outcomes + earlier)
+    with _report_lock(course):  # (another run on this course may write them now: one at a time, none lost)
+        write_log(course, logs)
+        report = write_report(course, outcomes + earlier)
     seconds = time.monotonic() - start
     counts = {status: sum(o.status == status for o in outcomes) for status in (GRADED, WITH_PROBLEMS, NOT_GRADED)}
     say(f"\nAutograded {len(outcomes)} submission(s) in {seconds:.1f} s: {counts[GRADED]} graded, "
@@ -789,6 +794,22 @@ def _grade_on_cluster(course, assignments, options, say, start, client, ledger, 
     if not options.no_similarity:
         say(_similarity(course, outcomes + earlier))
     return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def _report_lock(course):
+    """An exclusive lock on <course>/autograded/.report.lock while a run of the Dask engine rewrites the report
+    (read, merge its rows, write): two runs at once on one course would otherwise lose each other's rows."""
+    import fcntl
+
+    path = course.path("autograded") / ".report.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def grading_digest(course, assignment):

@@ -17,6 +17,7 @@ condition it needs (compare and swap), so it is atomic on SQLite and on PostgreS
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import os
@@ -125,6 +126,13 @@ class Ledger:
 
     def close(self):
         self.engine.dispose()
+
+    def for_run(self, run_id):
+        """This ledger, its database engine shared, for the claims of another run (a worker's tasks come from
+        several runs; opening the ledger costs a connection and the schema's checks)."""
+        other = copy.copy(self)
+        other.run_id = run_id
+        return other
 
     def _key(self, assignment, student):
         t = self.table
