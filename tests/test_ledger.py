@@ -6,8 +6,11 @@ without a submission claimed twice."""
 import multiprocessing
 import os
 import pathlib
+import queue
 import socket
 import sys
+import time
+import traceback
 
 import pytest
 
@@ -80,12 +83,55 @@ def test_a_dead_runs_claim_is_taken_and_its_late_result_is_not_written(url):
 
 
 def _claim_all(url, start, out):
-    book = ledger.Ledger(url, "c")
-    start.wait()
-    got = [s for s in range(120) if book.claim("hw", f"s{s:03d}", "h")[0] == ledger.GRADE]
-    for s in got:
-        assert book.finish("hw", f"s{s:03d}", "h", ledger.Result("graded", 1.0, 1.0, ""))
-    out.put(got)
+    try:
+        book = ledger.Ledger(url, "c")
+        start.wait()
+        got = [s for s in range(120) if book.claim("hw", f"s{s:03d}", "h")[0] == ledger.GRADE]
+        for s in got:
+            assert book.finish("hw", f"s{s:03d}", "h", ledger.Result("graded", 1.0, 1.0, ""))
+    except BaseException:
+        out.put(("error", traceback.format_exc()))
+        raise
+    out.put(("claimed", got))
+
+
+def _collect(procs, out, limit=300.0):
+    """Each child's ("claimed", list) from the queue. A child that dies or fails fails the test at once, with its
+    exit code and its traceback when it could send one (not after the limit)."""
+    results, deadline = [], time.monotonic() + limit
+    while len(results) < len(procs):
+        try:
+            kind, value = out.get(timeout=0.2)
+        except queue.Empty:
+            dead = [p for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                try:  # (what it sent just before it died)
+                    kind, value = out.get(timeout=1)
+                except queue.Empty:
+                    pytest.fail(f"child process {dead[0].pid} died with exit code {dead[0].exitcode} "
+                                "without a result")
+            elif time.monotonic() > deadline:
+                pytest.fail(f"no result from the children within {limit:g} s: {procs}")
+            else:
+                continue
+        if kind == "error":
+            pytest.fail(f"a child process failed:\n{value}")
+        results.append(value)
+    return results
+
+
+def _exit_with(code):
+    os._exit(code)
+
+
+def test_a_child_that_dies_fails_the_test_at_once():
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    procs = [context.Process(target=_exit_with, args=(3,))]
+    procs[0].start()
+    with pytest.raises(pytest.fail.Exception, match="exit code 3 without a result"):  # (not "within 120 s")
+        _collect(procs, out, limit=120)
+    procs[0].join()
 
 
 def test_two_runs_at_once_claim_each_submission_once(url):
@@ -96,10 +142,14 @@ def test_two_runs_at_once_claim_each_submission_once(url):
     for p in procs:
         p.start()
     start.set()
-    got = [out.get(timeout=300) for _ in procs]
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+    try:
+        got = _collect(procs, out)
+    finally:
+        for p in procs:
+            p.join(60)
+            if p.exitcode is None:
+                p.kill()
+    assert [p.exitcode for p in procs] == [0, 0]
     assert sorted(got[0] + got[1]) == list(range(120))  # none lost, none twice
     rows = ledger.Ledger(url, "c").rows()
     assert len(rows) == 120 and all(r["state"] == ledger.DONE for r in rows)
