@@ -4,7 +4,12 @@ structure of the Kubernetes DaskCluster resource (one-thread workers of the cour
 scheduler, the course volume, the profiles bubblewrap needs, the scheduler's service). The grading itself on a real
 multi-process Dask cluster is tests/test_cluster.py."""
 
+import os
+import pathlib
+import shutil
 import subprocess
+import sys
+import zipfile
 
 import yaml
 
@@ -61,3 +66,34 @@ def test_the_kubernetes_resource_runs_one_thread_workers_of_the_course_image():
     ports = {p["name"]: p["port"] for p in service["ports"]}
     assert ports == {"tcp-comm": 8786, "http-dashboard": 8787}
     assert {p["name"] for p in sched["ports"]} == {"tcp-comm", "http-dashboard"}
+
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_an_installed_grader_has_its_packages_and_their_files(tmp_path):
+    """A wheel built from pyproject.toml (offline: no index, no build isolation) holds every package of grader/ and
+    course_pkg/ (a folder with __init__.py) and every other file in them that is not Python: the deploy
+    configurations that `python -m grader.deploy` reads."""
+    source = tmp_path / "src"  # (a copy: the build's build/ and egg-info folders stay out of the repository)
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in ("grader", "course_pkg"):
+        shutil.copytree(REPO / package, source / package, ignore=ignore)
+    env = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                           "-w", str(tmp_path / "dist"), str(source)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [wheel] = (tmp_path / "dist").glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    wanted = set()
+    for package in ("grader", "course_pkg"):
+        for path in (source / package).rglob("*"):
+            relative = path.relative_to(source).as_posix()
+            if path.is_file() and (path.parent / "__init__.py").exists():
+                wanted.add(relative)
+    assert {"grader/deploy/slurm.yaml", "grader/deploy/kubernetes.yaml", "grader/deploy/__main__.py"} <= wanted
+    assert sorted(wanted - names) == []
