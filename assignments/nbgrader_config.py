@@ -28,7 +28,9 @@ c.Autograde.sanitize_preprocessors = [ClearOutput, KeepLastDuplicate, OverwriteK
 c.Autograde.autograde_preprocessors = [SandboxExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutputSize,
                                        SaveAutoGrades, AssignLatePenalties]
 c.OverwriteCells.add_missing_cells = True  # a deleted test cell is put back from the source and graded
-c.SandboxExecute.cell_timeout = 30  # seconds per ordinary cell (a stuck cell scores 0; TensorFlow is loaded already)
+c.SandboxExecute.cell_timeout = 10  # seconds per ordinary cell: a stuck cell scores 0 and holds a slot this long
+# (nbgrader's own default is 30 s; the slowest cell of any solution notebook, a Keras comparison, takes 0.3 s here,
+# TensorFlow being imported already: raise it for assignments whose cells train a model)
 c.SandboxExecute.call_timeout = 10  # seconds per call of a student's function by a check
 c.SandboxExecute.notebook_timeout = 300  # seconds per notebook; cells after that are not run (score 0)
 c.SandboxExecute.max_restarts = 2  # new workers after a crash, per notebook

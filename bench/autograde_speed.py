@@ -303,6 +303,7 @@ def main():
         return diagnosis_overhead(args.class_size, args.jobs, rounds=args.rounds)
     if args.class_only and args.out:
         parser.error("--out needs the one-student case: leave out --class-only")
+    load_before = os.getloadavg()[0]  # (the machine's other work: the figures are only as quiet as it was)
     with tempfile.TemporaryDirectory() as tmp, Pool(args.jobs) as pool:
         if args.class_only:
             course = new_course(tmp)
@@ -314,7 +315,7 @@ def main():
         ours = one_student(course, pool, args.jobs, args.repeats)
         pool_start = pool.start_seconds
         stock = stock_one_student(course, args.repeats)
-        print(f"one student, three assignments, warm pool: median {statistics.median(ours):.1f} s "
+        print(f"one student, {len(nc.ASSIGNMENTS)} assignments, warm pool: median {statistics.median(ours):.1f} s "
               f"(runs: {', '.join(f'{w:.1f}' for w in ours)})")
         print(f"  peer, stock nbgrader autograde (a kernel per notebook): median {statistics.median(stock):.1f} s "
               f"(runs: {', '.join(f'{w:.1f}' for w in stock)}); ratio ours / stock "
@@ -322,11 +323,12 @@ def main():
     with tempfile.TemporaryDirectory() as tmp, Pool(args.jobs) as pool:
         course = new_course(tmp)
         wall, kinds, outcomes = a_class(course, args.class_size, pool, args.jobs)
+        cell_timeout = classroom.Course.load(course).config.SandboxExecute.cell_timeout
     counts = report_class(wall, kinds, outcomes)
     n = len(kinds)
     if args.out:
         args.out.write_text(json.dumps({
-            "pool_start_s": round(pool_start, 1), "jobs": args.jobs,
+            "pool_start_s": round(pool_start, 1), "jobs": args.jobs, "one_student_assignments": len(nc.ASSIGNMENTS),
             "one_student_s": round(statistics.median(ours), 1), "one_student_runs_s": [round(w, 2) for w in ours],
             "stock_one_student_s": round(statistics.median(stock), 1),
             "stock_one_student_runs_s": [round(w, 2) for w in stock],
@@ -335,6 +337,8 @@ def main():
             "class_adversarial": sum(k in ATTACKS for k in kinds.values()),
             "class_with_mistake": sum(k.startswith("mistake") for k in kinds.values()),
             "class_statuses": counts,
+            "cell_timeout_s": cell_timeout,
+            "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         }, indent=1) + "\n")
 
