@@ -26,8 +26,9 @@ attention, training, seed) with the curve (exact match every eval_every updates,
 training loss per window, the training loss of each of the first `head` updates, and the final measurements.
 Partial results are written after every run, and --full resumes from them; it also reuses the runs of a file made
 with another grid of rates or other seeds (REUSABLE_ACROSS) that are the same run: a study run at a rate still in the
-grid, a main run at the rate its model still wins. "provenance" lists the invocations that computed the file's runs
-(start, end, seconds, what each computed) and "total_seconds" their sum.
+grid, a main run at the rate its model still wins (runs at a rate their model no longer wins are kept apart, as
+"superseded_runs", which the book does not report as its results). "provenance" lists the invocations that computed
+the file's runs (start, end, seconds, what each computed) and "total_seconds" their sum.
 """
 
 import os
@@ -56,9 +57,13 @@ FULL = {
     "updates": 4000, "eval_every": 500, "head": 20,
     "test_per_digit": 100, "test_seed": 12345, "val_size": 600, "val_seed": 54321,
     "beam_widths": [1, 2, 3, 5, 10], "length_penalty": [0.0, 1.0],
-    "study_lrs": [0.001, 0.003, 0.01], "study_updates": 1000, "study_seed": 100,
+    # The grid of rates was [0.001, 0.003, 0.01] in the first sweep, until the best rate of three of the four models
+    # sat at its top; widened upwards for all, and further for a model whose best rate was still the largest
+    # (study_lrs_extra), until every model's best rate has a larger one that scores lower on validation.
+    "study_lrs": [0.001, 0.003, 0.01, 0.02, 0.03], "study_updates": 1000, "study_seed": 100,
+    "study_lrs_extra": [["gru", None, [0.05]]],
     "models": [["lstm", None], ["gru", None], ["lstm", "additive"], ["gru", "additive"]],
-    "seeds": [0, 1],
+    "seeds": [0, 1, 2],
     # scheduled sampling: the probability of feeding the reference token at update i is k / (k + exp(i / k))
     # (Bengio et al.'s inverse sigmoid decay); the model's own token is sampled from its distribution
     "scheduled": {"models": [["lstm", None]], "k": 500},
@@ -175,12 +180,18 @@ def final_measurements(params, cfg):
     return out
 
 
+def study_grid(cfg, cell, attention):
+    """The rates tried for one model: study_lrs, and that model's study_lrs_extra."""
+    extra = [lrs for c, a, lrs in cfg.get("study_lrs_extra", []) if (c, a) == (cell, attention)]
+    return sorted(set(cfg["study_lrs"]).union(*extra))
+
+
 def study(cfg, log, done):
     """The learning-rate study: exact match on the validation set after study_updates updates."""
     records = []
     val = val_set(cfg)
     for cell, attention in cfg["models"]:
-        for lr in cfg["study_lrs"]:
+        for lr in study_grid(cfg, cell, attention):
             key = (cell, attention, lr)
             if key in done:
                 records.append(done[key])
@@ -195,13 +206,15 @@ def study(cfg, log, done):
 
 
 def chosen_lr(study_records, cell, attention):
-    mine = [r for r in study_records if r["cell"] == cell and r["attention"] == attention]
+    """The rate with the best validation score (of equal scores, the smallest rate)."""
+    mine = sorted((r for r in study_records if r["cell"] == cell and r["attention"] == attention),
+                  key=lambda r: r["lr"])
     return max(mine, key=lambda r: r["val_exact"])["lr"]
 
 
 # What a run depends on besides its key: the config without these entries. A study run is the same run whatever the
 # grid and the seeds (its rate is in its key); a main run too, as long as its model's chosen rate is its own.
-REUSABLE_ACROSS = ("study_lrs", "seeds")
+REUSABLE_ACROSS = ("study_lrs", "study_lrs_extra", "seeds")
 
 
 def reusable(previous_cfg, cfg):
@@ -212,7 +225,8 @@ def reusable(previous_cfg, cfg):
 
 def plan_runs(cfg):
     """The main runs, seed by seed (every model's first seeds before any model's later ones)."""
-    models = [(c, a, "teacher") for c, a in cfg["models"]] + [(c, a, "scheduled") for c, a in cfg["scheduled"]["models"]]
+    models = [(c, a, "teacher") for c, a in cfg["models"]]
+    models += [(c, a, "scheduled") for c, a in cfg["scheduled"]["models"]]
     return [(c, a, t, s) for s in cfg["seeds"] for c, a, t in models]
 
 
@@ -225,19 +239,28 @@ def run_sweep(cfg, log=print, previous=None, checkpoint=None):
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     previous = previous or {}
     done_study = {(r["cell"], r["attention"], r["lr"]): r for r in previous.get("study", [])}
-    done_runs = {(r["cell"], r["attention"], r["training"], r["seed"], r["lr"]): r for r in previous.get("runs", [])}
+    runs_on_file = [r for k in ("runs", "previous_runs_not_yet_reused", "superseded_runs") for r in previous.get(k, [])]
+    done_runs = {(r["cell"], r["attention"], r["training"], r["seed"], r["lr"]): r for r in runs_on_file}
     earlier = previous.get("provenance", [])
     mine = {"started": started, "computed_study": [], "computed_runs": [], "reused_study": 0, "reused_runs": 0}
     result = {"config": cfg, "study": [], "runs": []}
 
     def save(final=False):
         seconds = time.perf_counter() - t0
-        result["environment"] = environment(seconds)
+        result["environment"] = environment()  # the seconds: per invocation, in "provenance"
         mine["seconds"] = round(seconds, 1)
         mine["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) if final else None
         computed = mine["computed_study"] or mine["computed_runs"]
         result["provenance"] = earlier + ([mine] if computed else [])  # an invocation that only reused: not listed
         result["total_seconds"] = round(sum(p["seconds"] for p in result["provenance"]), 1)
+        # until the end, a checkpoint keeps the earlier runs not yet reused, so that a killed run can resume them; at
+        # the end, those left are runs at a rate their model no longer wins: kept apart, as "superseded_runs"
+        used = {id(r) for r in result["runs"]}
+        unused = [r for r in done_runs.values() if id(r) not in used]
+        result.pop("previous_runs_not_yet_reused", None)
+        result.pop("superseded_runs", None)
+        if unused:
+            result["superseded_runs" if final else "previous_runs_not_yet_reused"] = unused
         if checkpoint is not None:
             checkpoint(result)
 
@@ -257,7 +280,7 @@ def run_sweep(cfg, log=print, previous=None, checkpoint=None):
     for (c, a), lr in lrs.items():
         grid = sorted(r["lr"] for r in result["study"] if (r["cell"], r["attention"]) == (c, a))
         if lr == grid[-1]:
-            log(f"WARNING: {c} {a}: the best rate, {lr}, is the largest of the grid: widen study_lrs upwards")
+            log(f"WARNING: {c} {a}: the best rate, {lr}, is the largest of the grid: widen the grid upwards")
     for cell, attention, training, seed in plan_runs(cfg):
         lr = lrs[(cell, attention)]
         key = (cell, attention, training, seed, lr)
@@ -276,9 +299,9 @@ def run_sweep(cfg, log=print, previous=None, checkpoint=None):
     return result
 
 
-def environment(seconds):
+def environment():
     return {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
-            "processor": platform.processor(), "seconds": round(seconds, 1)}
+            "processor": platform.processor()}
 
 
 def write(result, out):
@@ -302,8 +325,9 @@ def main(argv=None):
             previous = earlier
             print(f"reusing from {out} what is the same run: {len(earlier['study'])} study runs, "
                   f"{len(earlier['runs'])} runs on file")
+    t0 = time.perf_counter()
     result = run_sweep(cfg, previous=previous, checkpoint=None if out is None else lambda r: write(r, out))
-    print(f"done in {result['environment']['seconds']:.0f} s")
+    print(f"done in {time.perf_counter() - t0:.0f} s (all invocations: {result['total_seconds']:.0f} s)")
     if out is not None:
         write(result, out)
         print(f"wrote {out}")

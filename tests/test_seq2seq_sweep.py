@@ -7,8 +7,9 @@
    the grid of rates and of the seeds: bench/seq2seq_sweep.py's REUSABLE_ACROSS).
 2. Re-running the first updates of committed runs (a teacher-forced and a scheduled-sampling one) reproduces their
    first training losses: the data come from this script with this configuration. Runs are seeded and use one BLAS
-   thread; the tolerance absorbs float32 rounding (the data were made by the step-by-step decoder, which computes the
-   same function as the parallel teacher-forced one in a different order) and the JSON's 8 significant digits.
+   thread; the tolerance absorbs float32 rounding (the first sweep's runs were made by the step-by-step decoder, which
+   computes the same function as the parallel teacher-forced one in a different order) and the JSON's 8 significant
+   digits; a run computed with today's code (it has "computed_at") is reproduced exactly.
 """
 
 import json
@@ -43,7 +44,7 @@ def test_every_planned_run_is_there_once_and_complete(data, sweep):
     cfg = data["config"]
     study = {(r["cell"], r["attention"], r["lr"]) for r in data["study"]}
     assert len(study) == len(data["study"])
-    assert study == {(c, a, lr) for c, a in cfg["models"] for lr in cfg["study_lrs"]}
+    assert study == {(c, a, lr) for c, a in cfg["models"] for lr in sweep.study_grid(cfg, c, a)}
     assert all(0 <= r["val_exact"] <= 1 and r["updates"] == cfg["study_updates"] for r in data["study"])
     plan = sweep.plan_runs(cfg)
     keys = [(r["cell"], r["attention"], r["training"], r["seed"]) for r in data["runs"]]
@@ -68,13 +69,22 @@ def test_runs_use_the_learning_rate_chosen_on_validation_data(data, sweep):
         assert r["lr"] == sweep.chosen_lr(data["study"], r["cell"], r["attention"])
 
 
+def test_every_chosen_rate_is_inside_the_grid(data, sweep):
+    """The largest rate tried scored lower on validation than the chosen one: the grid reaches past the best rate."""
+    for cell, attention in data["config"]["models"]:
+        mine = {r["lr"]: r["val_exact"] for r in data["study"] if r["cell"] == cell and r["attention"] == attention}
+        best = sweep.chosen_lr(data["study"], cell, attention)
+        assert mine[max(mine)] < mine[best], (cell, attention, best, "widen the grid upwards")
+
+
 def test_provenance_names_the_invocation_that_computed_every_run(data):
     computed_study = [tuple(k) for p in data["provenance"] for k in p["computed_study"]]
     computed_runs = [tuple(k) for p in data["provenance"] for k in p["computed_runs"]]
     assert sorted(computed_study, key=str) == sorted(((r["cell"], r["attention"], r["lr"]) for r in data["study"]),
                                                      key=str)
+    every_run = data["runs"] + data.get("superseded_runs", [])
     assert sorted(computed_runs, key=str) == sorted(((r["cell"], r["attention"], r["training"], r["seed"], r["lr"])
-                                                     for r in data["runs"]), key=str)
+                                                     for r in every_run), key=str)
     assert np.isclose(data["total_seconds"], sum(p["seconds"] for p in data["provenance"]), atol=0.05)
 
 
@@ -94,3 +104,5 @@ def test_rerunning_the_first_updates_reproduces_the_committed_losses(data, sweep
     rec, _ = sweep.train_run("lstm", None, 0, committed["lr"], cfg, training=training, updates=cfg["head"],
                              evaluate=False, log=lambda *a: None)
     np.testing.assert_allclose(rec["head"], committed["head"], rtol=1e-5)
+    if "computed_at" in committed:  # computed with today's course_pkg: the same float32 operations, bit for bit
+        assert rec["head"] == committed["head"]
