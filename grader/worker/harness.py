@@ -363,17 +363,26 @@ _KERAS_KINDS = ("LSTM", "GRU", "SimpleRNN")
 _KERAS_OPTIONS = ("return_sequences", "return_state", "reset_after")
 
 
+_KERAS_LAYERS = {}  # (kind, units, input_dim, dtype, options) -> a layer built in this worker, for its next checks
+
+
 def _build_keras(spec, weights):
+    """The Keras layer a description asks for, with these weights. A layer of the same description built earlier in
+    this worker (one submission) is reused with the new weights: building one takes some 20 ms, setting weights 1."""
     import keras
 
     kind = spec.get("kind")
     if kind not in _KERAS_KINDS:
         raise protocol.ProtocolError(f"unknown Keras layer {kind!r}")
     options = {k: bool(v) for k, v in dict(spec.get("options") or {}).items() if k in _KERAS_OPTIONS}
-    zeros = {f"{k}_initializer": "zeros" for k in ("kernel", "recurrent", "bias")}  # (set_weights follows: the
-    # default orthogonal initializer's QR decomposition would be a third of the build's time, for nothing)
-    layer = getattr(keras.layers, kind)(int(spec["units"]), dtype=str(spec["dtype"]), **options, **zeros)
-    layer.build((None, None, int(spec["input_dim"])))
+    key = (kind, int(spec["units"]), int(spec["input_dim"]), str(spec["dtype"]), tuple(sorted(options.items())))
+    layer = _KERAS_LAYERS.get(key)
+    if layer is None:
+        zeros = {f"{k}_initializer": "zeros" for k in ("kernel", "recurrent", "bias")}  # (set_weights follows:
+        # the default orthogonal initializer's QR decomposition would be a third of the build's time, for nothing)
+        layer = getattr(keras.layers, kind)(key[1], dtype=key[3], **options, **zeros)
+        layer.build((None, None, key[2]))
+        _KERAS_LAYERS[key] = layer
     layer.set_weights(weights)
     return layer
 
