@@ -191,7 +191,7 @@ RUNS = (("threads driver, 2 at once (today)", ["--engine", "threads", "--jobs", 
 def provenance():
     def git(*args):
         proc = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return proc.stdout.strip()
+        return proc.stdout.rstrip("\n")  # (porcelain lines begin with a space)
 
     return {"date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()), "commit": git("rev-parse", "HEAD"),
             "python": platform.python_version(), "platform": platform.platform(),
@@ -247,6 +247,8 @@ def main():
         # the most this machine's CPUs could grade per second if nothing else ran and no one waited (CPU-bound)
         "cpu_seconds_per_submission": {name: round(value, 4) for name, value in cpu.items()},
         "cpu_bound_ceiling_per_second": {name: round(os.cpu_count() / value, 2) for name, value in cpu.items()},
+        # the CPUs each run got: submissions per second times CPU seconds per submission (of os.cpu_count())
+        "cpus_used": {name: round(run["per_second"] * cpu[name], 2) for name, run in runs.items()},
         "completed": True,
     }
     print(json.dumps(result, indent=1))
