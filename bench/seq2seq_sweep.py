@@ -67,11 +67,16 @@ FULL = {
     # scheduled sampling: the probability of feeding the reference token at update i is k / (k + exp(i / k))
     # (Bengio et al.'s inverse sigmoid decay); the model's own token is sampled from its distribution
     "scheduled": {"models": [["lstm", None]], "k": 500},
+    # k chosen on the validation set (seed study_seed, the rate the model won, the full number of updates, since the
+    # schedule spans the whole training): 500 (the first sweep's, ending at a teacher probability of 0.14) or 700
+    # (ending at 0.70); the scheduled-sampling runs use the winner
+    "scheduled_study": {"ks": [500, 700]},
 }
 
 QUICK = {**FULL, "updates": 60, "eval_every": 30, "head": 5, "test_per_digit": 5, "val_size": 30,
          "beam_widths": [1, 2], "study_lrs": [0.003], "study_updates": 20, "seeds": [0],
-         "models": [["lstm", None], ["gru", "additive"]], "scheduled": {"models": [["lstm", None]], "k": 10}}
+         "models": [["lstm", None], ["gru", "additive"]], "scheduled": {"models": [["lstm", None]], "k": 10},
+         "scheduled_study": {"ks": [10, 20]}}
 
 
 def sig(v, digits=8):
@@ -111,9 +116,10 @@ def teacher_probability(i, k):
     return k / (k + np.exp(min(i / k, 700.0)))
 
 
-def train_run(cell, attention, seed, lr, cfg, training="teacher", updates=None, evaluate=True, log=print):
-    """Train one model; return its record (and the parameters)."""
+def train_run(cell, attention, seed, lr, cfg, training="teacher", updates=None, evaluate=True, log=print, k=None):
+    """Train one model; return its record (and the parameters). k: the schedule's (default cfg["scheduled"]["k"])."""
     updates = cfg["updates"] if updates is None else updates
+    k = cfg["scheduled"]["k"] if k is None else k
     params = s2s.init_seq2seq(len(st.SRC_VOCAB), len(st.TGT_VOCAB), cfg["D"], cfg["H"], cell, attention,
                               A=cfg["A"], seed=seed)
     opt = Adam(params, lr)
@@ -128,7 +134,7 @@ def train_run(cell, attention, seed, lr, cfg, training="teacher", updates=None, 
         src, src_len, tgt, tgt_len = st.encode_pairs(st.numbers_pairs(cfg["batch"], tuple(cfg["digits"]), data_rng))
         feed = None
         if training == "scheduled":
-            feed = feed_rng.random(tgt.shape) >= teacher_probability(i, cfg["scheduled"]["k"])
+            feed = feed_rng.random(tgt.shape) >= teacher_probability(i, k)
         loss, cache = s2s.seq2seq_forward(params, src, src_len, tgt, tgt_len, feed=feed, sample=True, seed=feed_rng)
         grads, _ = clip_by_global_norm(s2s.seq2seq_backward(cache), cfg["clip"])
         opt.step(grads)
@@ -145,6 +151,8 @@ def train_run(cell, attention, seed, lr, cfg, training="teacher", updates=None, 
     record = {"cell": cell, "attention": attention, "training": training, "seed": seed, "lr": lr,
               "updates": updates, "head": head, "curve": curve, "train_loss": losses,
               "seconds": round(time.perf_counter() - t0, 1)}
+    if training == "scheduled":
+        record["k"] = k
     return record, params
 
 
@@ -214,13 +222,26 @@ def chosen_lr(study_records, cell, attention):
 
 # What a run depends on besides its key: the config without these entries. A study run is the same run whatever the
 # grid and the seeds (its rate is in its key); a main run too, as long as its model's chosen rate is its own.
-REUSABLE_ACROSS = ("study_lrs", "study_lrs_extra", "seeds")
+REUSABLE_ACROSS = ("study_lrs", "study_lrs_extra", "seeds", "scheduled_study")
 
 
 def reusable(previous_cfg, cfg):
     """Runs of a sweep made with previous_cfg can be reused for cfg: the configs differ at most in REUSABLE_ACROSS."""
     strip = lambda c: {k: v for k, v in json.loads(json.dumps(c)).items() if k not in REUSABLE_ACROSS}  # noqa: E731
     return strip(previous_cfg) == strip(cfg)
+
+
+def run_key(r, cfg):
+    """What makes a main run the same run (a scheduled run of the first sweep has no "k": it had the config's)."""
+    k = r.get("k", cfg["scheduled"]["k"]) if r["training"] == "scheduled" else None
+    return r["cell"], r["attention"], r["training"], r["seed"], r["lr"], k
+
+
+def chosen_k(k_records, cfg):
+    """The schedule's k with the best validation score (of equal scores, the smallest); the config's without a study."""
+    if not k_records:
+        return cfg["scheduled"]["k"]
+    return max(sorted(k_records, key=lambda r: r["k"]), key=lambda r: r["val_exact"])["k"]
 
 
 def plan_runs(cfg):
@@ -240,17 +261,19 @@ def run_sweep(cfg, log=print, previous=None, checkpoint=None):
     previous = previous or {}
     done_study = {(r["cell"], r["attention"], r["lr"]): r for r in previous.get("study", [])}
     runs_on_file = [r for k in ("runs", "previous_runs_not_yet_reused", "superseded_runs") for r in previous.get(k, [])]
-    done_runs = {(r["cell"], r["attention"], r["training"], r["seed"], r["lr"]): r for r in runs_on_file}
+    done_runs = {run_key(r, previous.get("config", cfg)): r for r in runs_on_file}
+    done_k = {(r["cell"], r["attention"], r["lr"], r["k"]): r for r in previous.get("scheduled_study", [])}
     earlier = previous.get("provenance", [])
-    mine = {"started": started, "computed_study": [], "computed_runs": [], "reused_study": 0, "reused_runs": 0}
-    result = {"config": cfg, "study": [], "runs": []}
+    mine = {"started": started, "computed_study": [], "computed_runs": [], "reused_study": 0, "reused_runs": 0,
+            "computed_scheduled_study": []}
+    result = {"config": cfg, "study": [], "scheduled_study": [], "runs": []}
 
     def save(final=False):
         seconds = time.perf_counter() - t0
         result["environment"] = environment()  # the seconds: per invocation, in "provenance"
         mine["seconds"] = round(seconds, 1)
         mine["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) if final else None
-        computed = mine["computed_study"] or mine["computed_runs"]
+        computed = mine["computed_study"] or mine["computed_runs"] or mine["computed_scheduled_study"]
         result["provenance"] = earlier + ([mine] if computed else [])  # an invocation that only reused: not listed
         result["total_seconds"] = round(sum(p["seconds"] for p in result["provenance"]), 1)
         # until the end, a checkpoint keeps the earlier runs not yet reused, so that a killed run can resume them; at
@@ -281,19 +304,40 @@ def run_sweep(cfg, log=print, previous=None, checkpoint=None):
         grid = sorted(r["lr"] for r in result["study"] if (r["cell"], r["attention"]) == (c, a))
         if lr == grid[-1]:
             log(f"WARNING: {c} {a}: the best rate, {lr}, is the largest of the grid: widen the grid upwards")
+    # the schedule's k, chosen on validation data (for each scheduled model, at the rate that model won)
+    ks = {}
+    for cell, attention in cfg["scheduled"]["models"]:
+        lr, records = lrs[(cell, attention)], []
+        for k in cfg.get("scheduled_study", {}).get("ks", []):
+            if (cell, attention, lr, k) in done_k:
+                records.append(done_k[(cell, attention, lr, k)])
+                result["scheduled_study"].append(records[-1])
+                continue
+            rec, params = train_run(cell, attention, cfg["study_seed"], lr, cfg, training="scheduled", evaluate=False,
+                                    log=log, k=k)
+            rec["val_exact"] = sig(exact_match(params, val_set(cfg), cfg).mean())
+            log(f"scheduled-sampling study {cell} {attention} lr {lr} k {k}: validation exact match "
+                f"{rec['val_exact']:.3f}")
+            records.append(stamp(rec))
+            mine["computed_scheduled_study"].append([cell, attention, lr, k])
+            result["scheduled_study"].append(rec)
+            save()
+        ks[(cell, attention)] = chosen_k(records, cfg)
+    save()
     for cell, attention, training, seed in plan_runs(cfg):
         lr = lrs[(cell, attention)]
-        key = (cell, attention, training, seed, lr)
+        k = ks[(cell, attention)] if training == "scheduled" else None
+        key = (cell, attention, training, seed, lr, k)
         if key in done_runs:
             result["runs"].append(done_runs[key])
             mine["reused_runs"] += 1
             continue
-        rec, params = train_run(cell, attention, seed, lr, cfg, training=training, log=log)
+        rec, params = train_run(cell, attention, seed, lr, cfg, training=training, log=log, k=k)
         rec["final"] = final_measurements(params, cfg)
         log(f"{cell} {attention} {training} seed {seed} lr {lr}: exact {rec['final']['exact']:.3f} "
             f"by digits {rec['final']['exact_by_digits']}")
         result["runs"].append(stamp(rec))
-        mine["computed_runs"].append([cell, attention, training, seed, lr])
+        mine["computed_runs"].append([cell, attention, training, seed, lr] + ([k] if k is not None else []))
         save()
     save(final=True)
     return result

@@ -49,6 +49,16 @@ def test_every_planned_run_is_there_once_and_complete(data, sweep):
     plan = sweep.plan_runs(cfg)
     keys = [(r["cell"], r["attention"], r["training"], r["seed"]) for r in data["runs"]]
     assert sorted(keys, key=str) == sorted(plan, key=str)
+    # the schedule's k: every candidate tried on validation data, at the rate the model won, for the full budget
+    for c, a in cfg["scheduled"]["models"]:
+        tried = [r for r in data["scheduled_study"] if (r["cell"], r["attention"]) == (c, a)]
+        assert sorted(r["k"] for r in tried) == sorted(cfg["scheduled_study"]["ks"])
+        lr = sweep.chosen_lr(data["study"], c, a)
+        assert all(r["lr"] == lr and r["seed"] == cfg["study_seed"] and r["updates"] == cfg["updates"]
+                   and 0 <= r["val_exact"] <= 1 for r in tried)
+        k = sweep.chosen_k(tried, cfg)
+        assert all(r.get("k", cfg["scheduled"]["k"]) == k for r in data["runs"]
+                   if r["training"] == "scheduled" and (r["cell"], r["attention"]) == (c, a))
     n_digits = cfg["digits"][1] - cfg["digits"][0] + 1
     for r in data["runs"]:
         assert [c["update"] for c in r["curve"]] == list(range(0, cfg["updates"] + 1, cfg["eval_every"]))
@@ -79,7 +89,10 @@ def test_every_chosen_rate_is_inside_the_grid(data, sweep):
 
 def test_provenance_names_the_invocation_that_computed_every_run(data):
     computed_study = [tuple(k) for p in data["provenance"] for k in p["computed_study"]]
-    computed_runs = [tuple(k) for p in data["provenance"] for k in p["computed_runs"]]
+    computed_runs = [tuple(k[:5]) for p in data["provenance"] for k in p["computed_runs"]]
+    computed_k = [tuple(k) for p in data["provenance"] for k in p.get("computed_scheduled_study", [])]
+    assert sorted(computed_k, key=str) == sorted(((r["cell"], r["attention"], r["lr"], r["k"])
+                                                  for r in data["scheduled_study"]), key=str)
     assert sorted(computed_study, key=str) == sorted(((r["cell"], r["attention"], r["lr"]) for r in data["study"]),
                                                      key=str)
     every_run = data["runs"] + data.get("superseded_runs", [])
@@ -93,6 +106,7 @@ def test_reuse_needs_the_same_config_apart_from_the_grid_and_the_seeds(sweep):
     assert sweep.reusable({**cfg, "study_lrs": [0.001], "seeds": [0]}, cfg)
     assert not sweep.reusable({**cfg, "updates": cfg["updates"] + 1}, cfg)
     assert not sweep.reusable({**cfg, "scheduled": {**cfg["scheduled"], "k": 1}}, cfg)
+    assert sweep.reusable({**cfg, "scheduled_study": {"ks": [1]}}, cfg)  # a scheduled run's key has its k
 
 
 @pytest.mark.slow
@@ -102,7 +116,7 @@ def test_rerunning_the_first_updates_reproduces_the_committed_losses(data, sweep
     committed = [r for r in data["runs"] if r["cell"] == "lstm" and r["attention"] is None
                  and r["training"] == training and r["seed"] == 0][0]
     rec, _ = sweep.train_run("lstm", None, 0, committed["lr"], cfg, training=training, updates=cfg["head"],
-                             evaluate=False, log=lambda *a: None)
+                             evaluate=False, log=lambda *a: None, k=committed.get("k"))
     np.testing.assert_allclose(rec["head"], committed["head"], rtol=1e-5)
     if "computed_at" in committed:  # computed with today's course_pkg: the same float32 operations, bit for bit
         assert rec["head"] == committed["head"]
