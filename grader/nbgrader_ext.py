@@ -103,6 +103,107 @@ def _check_schemas_once():
 _check_schemas_once()
 
 
+class _SharedEngines:
+    """Stands for create_engine in nbgrader.api. nbgrader opens a Gradebook some nine times per notebook it grades,
+    each with a new SQLAlchemy engine that it disposes on close, so every query is compiled again each time (SQL
+    compilation alone was a tenth of the trusted side's time per notebook here), and each time it reads the
+    database's table names and checks every table's existence. This keeps one engine per database and arguments
+    for the process (the last few used; older ones are disposed); Gradebook.close ends the session (its connection
+    closed, or returned to a server's pool) instead of disposing of the engine; once nbgrader has made or found an
+    engine's tables, later Gradebooks on it skip that check. Engines are thread-safe; each Gradebook keeps its own
+    session."""
+
+    SIZE = 4
+
+    def __init__(self, create):
+        import collections
+        import threading
+
+        self.create, self.engines, self.lock = create, collections.OrderedDict(), threading.Lock()
+        self.ready = set()  # ids of the kept engines whose tables exist
+
+    @staticmethod
+    def _file(url):
+        """A SQLite database's file identity: a gradebook deleted or replaced since is another database."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(url)
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return None
+        try:
+            st = os.stat(url.database)
+        except OSError:
+            return "missing"
+        return (st.st_dev, st.st_ino)
+
+    @staticmethod
+    def _pooling(where):
+        """SQLite: a new connection for each session (opening one costs some 0.1 ms; an idle connection kept while
+        another process changes the file, its journal mode for one, read it as malformed here); a server: kept
+        connections, each tested before use (the server may have restarted since)."""
+        from sqlalchemy.pool import NullPool
+
+        return {"poolclass": NullPool} if where else {"pool_pre_ping": True}
+
+    def __call__(self, url, **kwargs):
+        where = self._file(url)
+        if where == "missing":  # (nbgrader is about to make it: not kept, since its identity is not known yet)
+            return self.create(url, **kwargs)
+        key = (str(url), where, tuple(sorted(kwargs.items())))
+        with self.lock:
+            engine = self.engines.pop(key, None)
+            if engine is None:
+                engine = self.create(url, **self._pooling(where), **kwargs)
+            self.engines[key] = engine
+            while len(self.engines) > self.SIZE:
+                old = self.engines.popitem(last=False)[1]
+                self.ready.discard(id(old))
+                old.dispose()
+        return engine
+
+    def inspect(self, engine):
+        """sqlalchemy.inspect, as Gradebook.__init__ uses it (are there tables yet?)."""
+        from sqlalchemy import inspect
+
+        return _TablesExist if id(engine) in self.ready else inspect(engine)
+
+    def create_all(self, metadata_create_all):
+        def create_all(bind=None, **kwargs):
+            if id(bind) not in self.ready:
+                metadata_create_all(bind=bind, **kwargs)
+                with self.lock:
+                    if any(e is bind for e in self.engines.values()):
+                        self.ready.add(id(bind))
+
+        return create_all
+
+
+class _TablesExist:
+    @staticmethod
+    def get_table_names():
+        return ["(the gradebook's tables exist)"]
+
+
+def _close_session_only(self):
+    self.db.remove()
+
+
+def _share_engines():
+    from nbgrader import api
+
+    from . import gradebook_db
+
+    gradebook_db.tune_sqlite()  # (every SQLite connection of a grading process in WAL mode, from the first)
+    if not isinstance(api.create_engine, _SharedEngines):
+        shared = _SharedEngines(api.create_engine)
+        api.create_engine, api.inspect = shared, shared.inspect
+        api.Base.metadata.create_all = shared.create_all(api.Base.metadata.create_all)
+        api.Gradebook.close = _close_session_only
+
+
+_share_engines()
+
+
 def _grade_id(cell):
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 

@@ -4,12 +4,20 @@ WAL mode (grader/gradebook_db.py)."""
 
 import copy
 import multiprocessing
+import os
+import sys
 
 import jsonschema
 import pytest
 from nbgrader.nbgraderformat import common, v3
 
 from grader import gradebook_db, nbgrader_ext
+
+@pytest.fixture(autouse=True)
+def alembic_on_path(monkeypatch):
+    """nbgrader's Gradebook runs `alembic` when it makes a new database: the virtual environment's."""
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+
 
 GOOD = {"grade": True, "grade_id": "lstm_forward", "locked": True, "points": 2, "schema_version": 3,
         "solution": False}
@@ -96,3 +104,95 @@ def test_sqlite_gradebooks_use_wal_and_writers_wait(tmp_path):
     with engine.connect() as connection:  # three processes at once: every commit kept, none refused as locked
         assert connection.execute(text("SELECT COUNT(*) FROM t")).scalar() == 600
     engine.dispose()
+
+
+def test_gradebooks_share_one_engine_per_database_file(tmp_path):
+    from nbgrader import api
+
+    assert isinstance(api.create_engine, nbgrader_ext._SharedEngines)
+    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    with api.Gradebook(url, "course") as gb:  # made here: its engine is not kept (the file had no identity yet)
+        gb.add_assignment("a1")
+    with api.Gradebook(url, "course") as first, api.Gradebook(url, "course") as second:
+        assert first.engine is second.engine
+        first.update_or_create_student("ada")
+    with api.Gradebook(url, "course") as third:  # the engine outlives the closes, and sees what was written
+        assert [s.id for s in third.students] == ["ada"] and [a.name for a in third.assignments] == ["a1"]
+        kept = third.engine
+
+
+def test_a_replaced_gradebook_gets_its_tables_again(tmp_path):
+    from nbgrader import api
+
+    path = tmp_path / "gradebook.db"
+    url = f"sqlite:///{path}"
+    for _ in range(2):
+        with api.Gradebook(url, "course") as gb:
+            gb.update_or_create_student("ada")
+        with api.Gradebook(url, "course") as gb:  # a kept engine, its tables known to exist
+            assert [s.id for s in gb.students] == ["ada"]
+        path.unlink()  # a new gradebook in the same place: not the old file's engine, tables made anew
+
+
+def test_engines_of_other_courses_are_disposed_beyond_a_few(tmp_path, monkeypatch):
+    from nbgrader import api
+
+    shared = api.create_engine
+    monkeypatch.setattr(shared, "SIZE", 2)  # (each new gradebook runs alembic: a few of them)
+    urls = [f"sqlite:///{tmp_path / f'g{k}.db'}" for k in range(shared.SIZE + 2)]
+    for url in urls:
+        for _ in range(2):  # (the second open keeps the engine: the file exists by then)
+            with api.Gradebook(url, "course") as gb:
+                gb.update_or_create_student("ada")
+    kept = [key[0] for key in shared.engines]
+    assert len(kept) <= shared.SIZE and urls[-1] in kept and urls[0] not in kept
+    with api.Gradebook(urls[0], "course") as gb:  # an evicted one opens again, with its data
+        assert [s.id for s in gb.students] == ["ada"]
+
+
+def test_threads_write_one_gradebook_at_once(tmp_path):
+    import threading
+
+    from nbgrader import api
+
+    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    with api.Gradebook(url, "course") as gb:
+        gb.add_assignment("a1")
+    errors = []
+
+    def write(prefix):
+        try:
+            for k in range(10):
+                with api.Gradebook(url, "course") as gb:
+                    gb.update_or_create_student(f"{prefix}{k}")
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(p,)) for p in "abc"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with api.Gradebook(url, "course") as gb:
+        assert len(gb.students) == 30
+
+
+def test_another_process_writing_between_two_gradebooks_is_seen(tmp_path):
+    """A Gradebook of this process, then another process's writes, then another Gradebook here: they are read (an
+    idle pooled connection kept across them once read the file as malformed)."""
+    import subprocess
+
+    from nbgrader import api
+
+    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    for _ in range(2):
+        with api.Gradebook(url, "course") as gb:
+            gb.update_or_create_student("ann")
+    code = ("import grader.nbgrader_ext\nfrom nbgrader.api import Gradebook\n"
+            f"for k in range(5):\n    with Gradebook({url!r}, 'course') as gb:\n"
+            "        gb.update_or_create_student(f's{k}')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    with api.Gradebook(url, "course") as gb:
+        assert sorted(s.id for s in gb.students) == ["ann", "s0", "s1", "s2", "s3", "s4"]
