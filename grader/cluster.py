@@ -56,50 +56,6 @@ def start(options):
 
 
 _WORKER = {}  # (course root, db_url, unsafe) -> (Course, sandbox Pool): one per worker process
-_ENGINES = {}  # database URL -> the SQLAlchemy engine this worker's gradebooks and ledger share (see _share_engines)
-
-
-def _share_engines():
-    """In a worker process: every nbgrader Gradebook opened on one database shares one SQLAlchemy engine, kept for
-    the worker's life (reset by each run's check_worker).
-
-    nbgrader opens a Gradebook about 12 times per submission (the autograde app, its preprocessors, the records of
-    classroom._record), each a new engine: a new connection, the tables inspected, create_all's checks and, above
-    all, an empty cache of compiled statements, so that every ORM query is compiled again. Measured on the toy
-    class (bench/autograde_scale.py, cProfile in the worker's task): about 40 % of the trusted side's CPU per
-    submission went to opening gradebooks and compiling their SQL. With one engine the schema is checked once (by
-    the first Gradebook, nbgrader's own constructor) and the compiled statements are reused; each Gradebook keeps
-    its own session, so what it commits and when is unchanged."""
-    import nbgrader.api as api
-
-    if getattr(api.Gradebook, "_grader_shared_engine", False):
-        return
-    from sqlalchemy.orm import scoped_session, sessionmaker
-
-    first_init, first_close = api.Gradebook.__init__, api.Gradebook.close
-
-    def __init__(self, db_url, course_id="default_course", authenticator=None):
-        engine = _ENGINES.get(str(db_url))
-        if engine is None:
-            first_init(self, db_url, course_id, authenticator)  # (tables, alembic stamp, course: nbgrader's own)
-            _ENGINES[str(db_url)] = self.engine
-            return
-        self.engine = engine
-        self.db = scoped_session(sessionmaker(autoflush=True, bind=engine, future=True))
-        self.check_course(course_id=course_id)
-        self.course_id = course_id
-        self.authenticator = authenticator
-
-    def close(self):
-        if any(self.engine is engine for engine in _ENGINES.values()):
-            self.db.remove()  # (the session's connection goes back to the shared engine's pool)
-        else:
-            first_close(self)
-
-    api.Gradebook.__init__, api.Gradebook.close = __init__, close
-    api.Gradebook._grader_shared_engine = True
-
-
 _LEDGERS = {}  # (database URL, course id) -> this worker's ledger.Ledger (its engine shared by the runs' tasks)
 
 
@@ -108,9 +64,9 @@ def forget_engines(dask_worker=None):
     for book in _LEDGERS.values():
         book.close()
     _LEDGERS.clear()
-    for engine in _ENGINES.values():
-        engine.dispose()
-    _ENGINES.clear()
+    from . import nbgrader_ext
+
+    nbgrader_ext.forget_engines()  # (nbgrader's gradebooks share one engine per database: grader/nbgrader_ext.py)
 
 
 def _ledger(db_url, course_id, run_id):
@@ -151,7 +107,6 @@ def _setup(root, db_url, unsafe, worker=None):
         sandboxes.start()
         nbgrader.utils.setenv = classroom._shared_setenv
         shared_pool.use(sandboxes)
-        _share_engines()
         _WORKER[key] = (course, sandboxes)
     return _WORKER[key]
 

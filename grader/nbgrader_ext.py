@@ -161,6 +161,14 @@ class _SharedEngines:
                 old.dispose()
         return engine
 
+    def forget(self):
+        """Dispose of every kept engine (a long-lived process, at the start of a run: the databases as they are)."""
+        with self.lock:
+            for engine in self.engines.values():
+                engine.dispose()
+            self.engines.clear()
+            self.ready.clear()
+
     def inspect(self, engine):
         """sqlalchemy.inspect, as Gradebook.__init__ uses it (are there tables yet?)."""
         from sqlalchemy import inspect
@@ -202,6 +210,13 @@ def _share_engines():
 
 
 _share_engines()
+
+
+def forget_engines():
+    """The kept gradebook engines of this process disposed of (see _SharedEngines.forget)."""
+    from nbgrader import api
+
+    api.create_engine.forget()
 
 
 def _grade_id(cell):
