@@ -74,8 +74,8 @@ JOBS ?= 2
 # DB_URL=postgresql+psycopg2://user@host/gradebook: the gradebook there instead of the course's db_url
 DB_URL ?=
 # ENGINE=threads (default): the one-process driver; ENGINE=dask: a Dask LocalCluster of JOBS worker processes,
-# resumable (grader/cluster.py; measured 3.4x slower than the threads driver on one machine so far, hence not the
-# default); SCHEDULER=tcp://host:8786: an existing Dask cluster instead; REGRADE=1: grade again what was graded
+# resumable (grader/cluster.py; as fast as the threads driver with two workers on 2 quiet CPUs, but its cluster takes
+# twice as long to start, see README); SCHEDULER=tcp://host:8786: an existing Dask cluster instead; REGRADE=1: grade again what was graded
 ENGINE ?= threads
 SCHEDULER ?=
 REGRADE ?=

@@ -29,7 +29,7 @@ Then (unless --no-similarity) grader/similarity.py compares the graded functions
 other's, course_pkg's and the book's: <course>/autograded/similarity_report.csv, the flagged notebooks flagged in the
 gradebook, one summary line; no score or comment changes.
 
---engine dask (the default of `make autograde`) or --scheduler ADDRESS: the same grading, one Dask task per
+--engine dask (`make autograde ENGINE=dask`) or --scheduler ADDRESS: the same grading, one Dask task per
 submission on a LocalCluster of --jobs worker processes or on an existing cluster, resumable and exclusive through
 the grading ledger in the gradebook's database (grader/cluster.py, grader/ledger.py). --db-url: the gradebook's
 database instead of the configuration's (grader/gradebook_db.py checks it first, for every command).
