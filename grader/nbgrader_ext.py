@@ -148,7 +148,7 @@ class _SharedEngines:
     def __call__(self, url, **kwargs):
         where = self._file(url)
         if where == "missing":  # (nbgrader is about to make it: not kept, since its identity is not known yet)
-            return self.create(url, **kwargs)
+            return self.create(url, **self._pooling(where), **kwargs)
         key = (str(url), where, tuple(sorted(kwargs.items())))
         with self.lock:
             engine = self.engines.pop(key, None)
