@@ -774,3 +774,25 @@ def test_the_assignments_checks_module_is_a_stub_in_the_worker(worker):
     assert err == ["ModuleNotFoundError"], (out, err)
     with pytest.raises(WorkerGone, match="not a module name"):
         worker.provide({}, stubs=("toy; import os",))
+
+
+def test_a_keras_layer_of_a_description_is_reused_with_the_new_weights():
+    """The worker builds the Keras layer a check describes once per description and submission, and sets each call's
+    weights on it: a reused layer must never carry the previous call's weights."""
+    from course_pkg.checks.cases import keras_layer_case
+
+    rng = np.random.default_rng(0)
+    first, second = (keras_layer_case(rng, "LSTM", 3, 2, 4, np.float32) for _ in range(2))
+    other = keras_layer_case(rng, "LSTM", 3, 4, 4, np.float32)
+    with Pool(1) as p, p.acquire() as slot:  # (TensorFlow preloaded, as when grading)
+        w = slot.open_worker()
+        try:
+            w.run_cell("def weights_of(layer):\n    return layer.get_weights(), id(layer)", 10)
+            results = [w.call("weights_of", (spec,), {}, timeout=60) for spec in (first, second, other)]
+        finally:
+            w.close()
+    (got1, id1), (got2, id2), (got3, id3) = results
+    assert id1 == id2 != id3  # the same description: the same layer object; another size: another layer
+    for got, spec in zip((got1, got2, got3), (first, second, other)):
+        assert len(got) == 3 and all(np.array_equal(g, e) for g, e in zip(got, spec.get_weights()))
+    assert not np.array_equal(got1[0], got2[0])
